@@ -1,0 +1,114 @@
+// The product's contract with Kubernetes and with pods: names, keys and paths that every part
+// shares. User-facing names are the original multicluster-service-account's, so its YAML keeps working.
+
+export const GROUP = "multicluster.admiralty.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "ServiceAccountImport";
+export const PLURAL = "serviceaccountimports";
+export const SHORT_NAME = "sai";
+export const CRD_NAME = `${PLURAL}.${GROUP}`;
+
+/** Pod annotation naming the imports a pod wants: comma-separated. */
+export const IMPORT_ANNOTATION = `${GROUP}/service-account-import.name`;
+/** Label on an import's Secret, naming the import. */
+export const IMPORT_LABEL = IMPORT_ANNOTATION;
+/** Namespace label selecting where the webhook acts. */
+export const NAMESPACE_LABEL = "multicluster-service-account";
+export const NAMESPACE_LABEL_VALUE = "enabled";
+
+/** Keys of an import Secret's data. */
+export const SECRET_KEYS = ["token", "ca.crt", "namespace", "server", "config"] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/** Where the in-cluster parts are installed. */
+export const SYSTEM_NAMESPACE = "multicluster-service-account";
+
+/** Inside a pod: the sidecar writes here; app containers mount it read-only. */
+export const POD_CREDENTIALS_ROOT = "/var/run/secrets/admiralty.io";
+/** Per import: `${POD_IMPORTS_DIR}/<import>/{token,ca.crt,namespace,server,config}` (the original's paths). */
+export const POD_IMPORTS_DIR = `${POD_CREDENTIALS_ROOT}/serviceaccountimports`;
+/** One kubeconfig with a context per import; KUBECONFIG points here. */
+export const POD_MERGED_KUBECONFIG = `${POD_CREDENTIALS_ROOT}/kubeconfig`;
+/** Where the sidecar (only it) mounts each import Secret: `${SIDECAR_SECRETS_DIR}/<import>`. */
+export const SIDECAR_SECRETS_DIR = "/etc/mcsa/secrets";
+
+export const SIDECAR_CONTAINER_NAME = "mcsa-sidecar";
+/** The sidecar's health, readiness and metrics port (all interfaces, for kubelet probes). */
+export const SIDECAR_HEALTH_PORT = 17000;
+/** First loopback proxy port; imports take consecutive ports in annotation order. */
+export const SIDECAR_PROXY_PORT_BASE = 17001;
+
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface ServiceAccountImportSpec {
+  /** Name of the remote cluster, as registered by `kubectl mcsa bootstrap`. */
+  clusterName: string;
+  /** Namespace of the remote service account. */
+  namespace: string;
+  /** Name of the remote service account. */
+  name: string;
+  /** Requested token lifetime in seconds (default 3600; the remote server may shorten it). */
+  expirationSeconds?: number;
+  /** Token audiences (default: the remote API server's). */
+  audiences?: string[];
+}
+
+export interface ServiceAccountImportStatus {
+  secrets?: { name: string }[];
+  conditions?: Condition[];
+  expirationTimestamp?: string;
+  observedGeneration?: number;
+}
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  ownerReferences?: {
+    apiVersion: string;
+    kind: string;
+    name: string;
+    uid: string;
+    controller?: boolean;
+    blockOwnerDeletion?: boolean;
+  }[];
+}
+
+export interface ServiceAccountImport {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: ServiceAccountImportSpec;
+  status?: ServiceAccountImportStatus;
+}
+
+export const DEFAULT_EXPIRATION_SECONDS = 3600;
+/** TokenRequest's floor: the API server refuses shorter lifetimes. */
+export const MIN_EXPIRATION_SECONDS = 600;
+
+/** The Ready condition of an import, if any. */
+export function readyCondition(sai: Pick<ServiceAccountImport, "status">): Condition | undefined {
+  return sai.status?.conditions?.find((c) => c.type === "Ready");
+}
+
+export function isReady(sai: Pick<ServiceAccountImport, "status">): boolean {
+  return readyCondition(sai)?.status === "True" && (sai.status?.secrets?.length ?? 0) > 0;
+}
