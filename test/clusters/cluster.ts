@@ -1,0 +1,197 @@
+// One local cluster: a real etcd and a real kube-apiserver on free loopback ports, with a
+// per-cluster CA, an admin client certificate in system:masters, and TokenRequest enabled.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { createCA, createSigningKey, issue } from "../../common/pki.ts";
+import type { Binaries } from "./binaries.ts";
+import { freePort, isRunning, logTail, startDetached, stopProcess } from "./processes.ts";
+
+export interface ClusterInfo {
+  name: string;
+  /** https://127.0.0.1:<port> */
+  server: string;
+  /** The service-account issuer; equals server, so discovery is served at the same address. */
+  issuer: string;
+  dir: string;
+  caPem: string;
+  adminCertPem: string;
+  adminKeyPem: string;
+  etcd: { pid: number; binary: string; args: string[]; log: string };
+  apiserver: { pid: number; binary: string; args: string[]; log: string };
+}
+
+const READY_TIMEOUT_MS = 120_000;
+
+export async function startCluster(name: string, clusterDir: string, binaries: Binaries): Promise<ClusterInfo> {
+  const pki = join(clusterDir, "pki");
+  mkdirSync(pki, { recursive: true, mode: 0o700 });
+  const [etcdClientPort, etcdPeerPort, apiserverPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const server = `https://127.0.0.1:${apiserverPort}`;
+
+  const ca = await createCA(`${name}-ca`);
+  const serving = await issue(ca, {
+    commonName: "kube-apiserver",
+    usage: "server",
+    ipAddresses: ["127.0.0.1", "10.0.0.1"],
+    dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+  });
+  const admin = await issue(ca, { commonName: "admin", organizations: ["system:masters"], usage: "client" });
+  const signing = await createSigningKey();
+  const file = (fileName: string, content: string) => {
+    const path = join(pki, fileName);
+    writeFileSync(path, content, { mode: 0o600 });
+    return path;
+  };
+  const caFile = file("ca.crt", ca.cert);
+  const servingCert = file("apiserver.crt", serving.cert);
+  const servingKey = file("apiserver.key", serving.key);
+  const saKey = file("sa.key", signing.privateKey);
+  const saPub = file("sa.pub", signing.publicKey);
+
+  const etcdArgs = [
+    `--name=${name}`,
+    `--data-dir=${join(clusterDir, "etcd")}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdClientPort}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdClientPort}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-cluster=${name}=http://127.0.0.1:${etcdPeerPort}`,
+    "--unsafe-no-fsync",
+    "--log-level=warn",
+  ];
+  const apiserverArgs = [
+    `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    `--secure-port=${apiserverPort}`,
+    `--tls-cert-file=${servingCert}`,
+    `--tls-private-key-file=${servingKey}`,
+    `--client-ca-file=${caFile}`,
+    "--authorization-mode=RBAC",
+    "--service-cluster-ip-range=10.0.0.0/24",
+    "--allow-privileged=true",
+    `--service-account-issuer=${server}`,
+    `--service-account-key-file=${saPub}`,
+    `--service-account-signing-key-file=${saKey}`,
+    // No controller-manager runs, so nothing creates each namespace's "default" service account
+    // that this plugin would demand of every pod (controller-runtime's envtest does the same).
+    "--disable-admission-plugins=ServiceAccount",
+    "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+    "--profiling=false",
+    "--v=1",
+  ];
+
+  const etcdLog = join(clusterDir, "etcd.log");
+  const apiserverLog = join(clusterDir, "kube-apiserver.log");
+  const info: ClusterInfo = {
+    name,
+    server,
+    issuer: server,
+    dir: clusterDir,
+    caPem: ca.cert,
+    adminCertPem: admin.cert,
+    adminKeyPem: admin.key,
+    etcd: { pid: startDetached(binaries.etcd, etcdArgs, etcdLog), binary: binaries.etcd, args: etcdArgs, log: etcdLog },
+    apiserver: { pid: 0, binary: binaries.kubeApiserver, args: apiserverArgs, log: apiserverLog },
+  };
+  try {
+    info.apiserver.pid = startDetached(binaries.kubeApiserver, apiserverArgs, apiserverLog);
+    await waitReady(info);
+    await allowIssuerDiscovery(info);
+  } catch (error) {
+    await stopCluster(info);
+    throw error;
+  }
+  return info;
+}
+
+export async function stopCluster(info: ClusterInfo): Promise<void> {
+  await stopProcess(info.apiserver.pid, info.apiserver.binary);
+  await stopProcess(info.etcd.pid, info.etcd.binary);
+}
+
+/** Stops only the API server, keeping etcd and its data: the remote API is "down". */
+export async function stopApiserver(info: ClusterInfo): Promise<void> {
+  await stopProcess(info.apiserver.pid, info.apiserver.binary);
+}
+
+/** Starts the API server again on the same port, with the same keys and data. */
+export async function restartApiserver(info: ClusterInfo): Promise<void> {
+  await stopApiserver(info);
+  info.apiserver.pid = startDetached(info.apiserver.binary, info.apiserver.args, info.apiserver.log);
+  await waitReady(info);
+}
+
+/** A request to the cluster as its admin; resolves with the status code and body. */
+export function adminRequest(
+  info: ClusterInfo,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      `${info.server}${path}`,
+      {
+        method,
+        ca: info.caPem,
+        cert: info.adminCertPem,
+        key: info.adminKeyPem,
+        headers: payload ? { "content-type": "application/json" } : {},
+        timeout: 5_000,
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => done({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`request to ${info.server}${path} timed out`)));
+    req.on("error", fail);
+    req.end(payload);
+  });
+}
+
+async function waitReady(info: ClusterInfo): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = "";
+  while (Date.now() < deadline) {
+    for (const [label, proc] of [["etcd", info.etcd], ["kube-apiserver", info.apiserver]] as const) {
+      if (!isRunning(proc.pid, proc.binary)) {
+        throw new Error(`${info.name}: ${label} exited during start-up; last lines of ${proc.log}:\n${logTail(proc.log)}`);
+      }
+    }
+    try {
+      const res = await adminRequest(info, "GET", "/readyz");
+      if (res.status === 200) return;
+      last = `readyz answered ${res.status}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await delay(250);
+  }
+  throw new Error(
+    `${info.name}: kube-apiserver not ready after ${READY_TIMEOUT_MS / 1000}s (${last}); last lines of ${info.apiserver.log}:\n${logTail(info.apiserver.log)}`,
+  );
+}
+
+/**
+ * Lets anyone read the service-account issuer's discovery documents, so that another cluster
+ * can be configured to trust this one's tokens (it fetches them without credentials).
+ */
+async function allowIssuerDiscovery(info: ClusterInfo): Promise<void> {
+  const res = await adminRequest(info, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: "service-account-issuer-discovery-unauthenticated" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:service-account-issuer-discovery" },
+    subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" }],
+  });
+  if (res.status !== 201 && res.status !== 409) {
+    throw new Error(`${info.name}: could not open issuer discovery (${res.status}): ${res.body}`);
+  }
+}

@@ -1,0 +1,77 @@
+// The local clusters are real, independent Kubernetes API servers.
+import { CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { describe, expect, inject, it } from "vitest";
+import { adminConfig, cluster, kubectl, statusOf, tokenConfig, uniqueName } from "./support/kube.ts";
+
+const state = inject("clusters");
+
+describe("local clusters", () => {
+  it("issue a short-lived TokenRequest token that RBAC limits and only its own cluster accepts", async () => {
+    const core2 = adminConfig(state, "cluster2").makeApiClient(CoreV1Api);
+    const rbac2 = adminConfig(state, "cluster2").makeApiClient(RbacAuthorizationV1Api);
+    const namespace = "default";
+    const sa = uniqueName("pod-lister");
+    await core2.createNamespacedServiceAccount({ namespace, body: { metadata: { name: sa } } });
+    await rbac2.createNamespacedRole({
+      namespace,
+      body: { metadata: { name: sa }, rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list"] }] },
+    });
+    await rbac2.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: sa },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: sa },
+        subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+      },
+    });
+
+    const tr = await core2.createNamespacedServiceAccountToken({
+      name: sa,
+      namespace,
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    const token = tr.status?.token ?? "";
+    expect(token.split(".")).toHaveLength(3);
+    const expires = new Date(tr.status!.expirationTimestamp!).getTime();
+    expect(expires).toBeGreaterThan(Date.now() + 500_000);
+    expect(expires).toBeLessThan(Date.now() + 700_000);
+
+    const asSA2 = tokenConfig(cluster(state, "cluster2"), token).makeApiClient(CoreV1Api);
+    expect(await statusOf(asSA2.listNamespacedPod({ namespace }))).toBe(200);
+    expect(await statusOf(asSA2.listNamespacedSecret({ namespace }))).toBe(403);
+
+    const asSA1 = tokenConfig(cluster(state, "cluster1"), token).makeApiClient(CoreV1Api);
+    expect(await statusOf(asSA1.listNamespacedPod({ namespace }))).toBe(401);
+  });
+
+  it("keep separate data: an object created in cluster1 does not exist in cluster2", async () => {
+    const name = uniqueName("only-in-cluster1");
+    const core1 = adminConfig(state, "cluster1").makeApiClient(CoreV1Api);
+    const core2 = adminConfig(state, "cluster2").makeApiClient(CoreV1Api);
+    await core1.createNamespacedConfigMap({ namespace: "default", body: { metadata: { name }, data: { a: "b" } } });
+    expect(await statusOf(core1.readNamespacedConfigMap({ name, namespace: "default" }))).toBe(200);
+    expect(await statusOf(core2.readNamespacedConfigMap({ name, namespace: "default" }))).toBe(404);
+  });
+
+  it("serve the built kubectl through the run's kubeconfig, one context per cluster", async () => {
+    const result = await kubectl(state, ["--kubeconfig", state.kubeconfig, "--context", "cluster2", "get", "namespaces", "-o", "name"]);
+    expect(result.stderr).toBe("");
+    expect(result.stdout.split("\n")).toEqual(expect.arrayContaining(["namespace/default", "namespace/kube-system"]));
+    const version = await kubectl(state, ["--kubeconfig", state.kubeconfig, "--context", "cluster1", "version", "-o", "json"]);
+    expect(JSON.parse(version.stdout).serverVersion.gitVersion).toBe(state.binaries.kubernetesVersion);
+  });
+
+  it("serve the service-account issuer's discovery documents without credentials", async () => {
+    const info = cluster(state, "cluster2");
+    const { request } = await import("node:https");
+    const status = await new Promise<number>((done, fail) => {
+      request(`${info.server}/.well-known/openid-configuration`, { ca: info.caPem }, (res) => {
+        res.resume();
+        done(res.statusCode ?? 0);
+      })
+        .on("error", fail)
+        .end();
+    });
+    expect(status).toBe(200);
+  });
+});
