@@ -39,6 +39,21 @@ export const SIDECAR_HEALTH_PORT = 17000;
 /** First loopback proxy port; imports take consecutive ports in annotation order. */
 export const SIDECAR_PROXY_PORT_BASE = 17001;
 
+/**
+ * Pod annotation the webhook sets on pods it injected. Its presence is what lets a later pass
+ * (reinvocation, or a copy of an injected pod's YAML) replace the injected parts instead of
+ * refusing a pod that already has a container named like the sidecar.
+ */
+export const INJECTED_ANNOTATION = `${GROUP}/injected-by`;
+export const INJECTED_ANNOTATION_VALUE = "mcsa-webhook";
+/**
+ * The memory-backed volume the sidecar writes the files into. Not of the form `mcsa-<name>`, so it
+ * never collides with an import Secret's volume (names.ts `secretVolumeName`).
+ */
+export const CREDENTIALS_VOLUME_NAME = "mcsa";
+/** Env var in app containers: the first import's local proxy URL (each import also gets `MCSA_<NAME>_URL`). */
+export const PROXY_URL_ENV = "MCSA_PROXY_URL";
+
 export type ConditionStatus = "True" | "False" | "Unknown";
 
 export interface Condition {
