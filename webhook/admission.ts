@@ -5,6 +5,7 @@
 
 import type { V1Pod } from "@kubernetes/client-node";
 import type { ServiceAccountImport } from "../common/api.ts";
+import { isPlainObject as isObject } from "./json-patch.ts";
 import { mutatePod, wantedImports, webhookPatch, type MutateOptions, type MutateResult } from "./mutate.ts";
 
 export const ADMISSION_API_VERSION = "admission.k8s.io/v1";
@@ -62,10 +63,6 @@ export interface Lookup {
     namespace: string,
     name: string,
   ): Promise<ServiceAccountImport | undefined> | ServiceAccountImport | undefined;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function errorMessage(err: unknown): string {
