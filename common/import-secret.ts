@@ -1,7 +1,10 @@
 // The import Secret: written by the controller, read by the plugin (API objects, base64) and by
 // the sidecar (files of a mounted Secret volume, utf8). One format, checked the same way everywhere.
 
-import { loadYaml, type V1Secret } from "@kubernetes/client-node";
+// js-yaml, not @kubernetes/client-node's loadYaml: the sidecar imports this module, and loading
+// client-node costs its process about 60 MiB of resident memory (it needs only the YAML parser).
+import type { V1Secret } from "@kubernetes/client-node";
+import { load as loadYaml } from "js-yaml";
 import { API_VERSION, IMPORT_LABEL, KIND, SECRET_KEYS, type SecretKey, type ServiceAccountImport } from "./api.ts";
 import { importKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
 import { validateDnsLabel } from "./names.ts";
@@ -29,7 +32,7 @@ const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 function looksLikeKubeconfig(text: string): boolean {
   try {
     // The parser's own error would quote the YAML, token included: keep only yes or no.
-    const obj = loadYaml<Record<string, unknown> | null>(text);
+    const obj = loadYaml(text) as Record<string, unknown> | null;
     return (
       typeof obj === "object" &&
       obj !== null &&

@@ -1,7 +1,9 @@
 // Kubeconfig objects for imports: the one embedded in an import Secret's `config`, the per-import
 // files inside pods, and the merged one KUBECONFIG points at. Field names are kubectl's own.
 
-import { dumpYaml } from "@kubernetes/client-node";
+// js-yaml, not @kubernetes/client-node's dumpYaml: the sidecar renders kubeconfigs and must not
+// load client-node (about 60 MiB of resident memory); dumpYaml also reordered the keys.
+import { dump as dumpYaml } from "js-yaml";
 
 export interface KubeconfigCluster {
   server: string;
