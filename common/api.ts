@@ -13,6 +13,10 @@ export const CRD_NAME = `${PLURAL}.${GROUP}`;
 export const IMPORT_ANNOTATION = `${GROUP}/service-account-import.name`;
 /** Label on an import's Secret, naming the import. */
 export const IMPORT_LABEL = IMPORT_ANNOTATION;
+/** `kubectl mcsa rotate` sets it to a timestamp; a value not yet in status.rotationRequest asks for a new token. */
+export const ROTATE_ANNOTATION = `${GROUP}/rotate-requested-at`;
+/** Held by the controller until it has revoked an import's tokens remotely. */
+export const FINALIZER = `${GROUP}/revoke-remote-tokens`;
 /** Namespace label selecting where the webhook acts. */
 export const NAMESPACE_LABEL = "multicluster-service-account";
 export const NAMESPACE_LABEL_VALUE = "enabled";
@@ -82,6 +86,10 @@ export interface ServiceAccountImportStatus {
   secrets?: { name: string }[];
   conditions?: Condition[];
   expirationTimestamp?: string;
+  /** When the current token was issued. */
+  issuedAt?: string;
+  /** The last rotation request (annotation value) the controller acted on. */
+  rotationRequest?: string;
   observedGeneration?: number;
 }
 

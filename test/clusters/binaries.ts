@@ -10,6 +10,7 @@ const TOOLS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../tools"
 
 export interface Binaries {
   kubeApiserver: string;
+  kubeControllerManager: string;
   kubectl: string;
   etcd: string;
   kubernetesVersion: string;
@@ -51,9 +52,13 @@ function targets(): { kube: BuildTarget; etcd: BuildTarget; kubernetesVersion: s
       moduleDir: "kube",
       ldflags: kubernetesLdflags(kubernetesVersion),
       dir: join(bin, `kubernetes-${kubernetesVersion}`),
-      packages: ["k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kubectl"],
-      outputs: ["kube-apiserver", "kubectl"],
-      label: `kube-apiserver and kubectl ${kubernetesVersion}`,
+      packages: [
+        "k8s.io/kubernetes/cmd/kube-apiserver",
+        "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "k8s.io/kubernetes/cmd/kubectl",
+      ],
+      outputs: ["kube-apiserver", "kube-controller-manager", "kubectl"],
+      label: `kube-apiserver, kube-controller-manager and kubectl ${kubernetesVersion}`,
     },
     etcd: {
       moduleDir: "etcd",
@@ -70,12 +75,13 @@ function targets(): { kube: BuildTarget; etcd: BuildTarget; kubernetesVersion: s
 export function cachedBinaries(): Binaries | undefined {
   const t = targets();
   const b = binariesIn(t);
-  return [b.kubeApiserver, b.kubectl, b.etcd].every((p) => existsSync(p)) ? b : undefined;
+  return [b.kubeApiserver, b.kubeControllerManager, b.kubectl, b.etcd].every((p) => existsSync(p)) ? b : undefined;
 }
 
 function binariesIn(t: ReturnType<typeof targets>): Binaries {
   return {
     kubeApiserver: join(t.kube.dir, "kube-apiserver"),
+    kubeControllerManager: join(t.kube.dir, "kube-controller-manager"),
     kubectl: join(t.kube.dir, "kubectl"),
     etcd: join(t.etcd.dir, "etcd"),
     kubernetesVersion: t.kubernetesVersion,

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { createCA, createSigningKey, issue } from "../../common/pki.ts";
 import type { Binaries } from "./binaries.ts";
+import { kubeconfigFor } from "./kubeconfig.ts";
 import { freePort, isRunning, logTail, startDetached, stopProcess } from "./processes.ts";
 
 export interface ClusterInfo {
@@ -18,8 +19,17 @@ export interface ClusterInfo {
   caPem: string;
   adminCertPem: string;
   adminKeyPem: string;
-  etcd: { pid: number; binary: string; args: string[]; log: string };
-  apiserver: { pid: number; binary: string; args: string[]; log: string };
+  etcd: ServerProcess;
+  apiserver: ServerProcess;
+  /** Runs only the garbage collector and the namespace controller: what imports rely on. */
+  controllerManager: ServerProcess;
+}
+
+export interface ServerProcess {
+  pid: number;
+  binary: string;
+  args: string[];
+  log: string;
 }
 
 const READY_TIMEOUT_MS = 120_000;
@@ -27,7 +37,12 @@ const READY_TIMEOUT_MS = 120_000;
 export async function startCluster(name: string, clusterDir: string, binaries: Binaries): Promise<ClusterInfo> {
   const pki = join(clusterDir, "pki");
   mkdirSync(pki, { recursive: true, mode: 0o700 });
-  const [etcdClientPort, etcdPeerPort, apiserverPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const [etcdClientPort, etcdPeerPort, apiserverPort, kcmPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   const server = `https://127.0.0.1:${apiserverPort}`;
 
   const ca = await createCA(`${name}-ca`);
@@ -83,6 +98,21 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     "--v=1",
   ];
 
+  const adminKubeconfig = file(
+    "admin.kubeconfig",
+    kubeconfigFor([{ name, server, caPem: ca.cert, adminCertPem: admin.cert, adminKeyPem: admin.key }]),
+  );
+  const kcmArgs = [
+    `--kubeconfig=${adminKubeconfig}`,
+    `--authentication-kubeconfig=${adminKubeconfig}`,
+    `--authorization-kubeconfig=${adminKubeconfig}`,
+    "--controllers=garbagecollector,namespace",
+    "--leader-elect=false",
+    "--bind-address=127.0.0.1",
+    `--secure-port=${kcmPort}`,
+    "--v=1",
+  ];
+
   const etcdLog = join(clusterDir, "etcd.log");
   const apiserverLog = join(clusterDir, "kube-apiserver.log");
   const info: ClusterInfo = {
@@ -95,11 +125,19 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     adminKeyPem: admin.key,
     etcd: { pid: startDetached(binaries.etcd, etcdArgs, etcdLog), binary: binaries.etcd, args: etcdArgs, log: etcdLog },
     apiserver: { pid: 0, binary: binaries.kubeApiserver, args: apiserverArgs, log: apiserverLog },
+    controllerManager: {
+      pid: 0,
+      binary: binaries.kubeControllerManager,
+      args: kcmArgs,
+      log: join(clusterDir, "kube-controller-manager.log"),
+    },
   };
   try {
     info.apiserver.pid = startDetached(binaries.kubeApiserver, apiserverArgs, apiserverLog);
     await waitReady(info);
     await allowIssuerDiscovery(info);
+    const kcm = info.controllerManager;
+    kcm.pid = startDetached(kcm.binary, kcm.args, kcm.log);
   } catch (error) {
     await stopCluster(info);
     throw error;
@@ -108,6 +146,7 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
 }
 
 export async function stopCluster(info: ClusterInfo): Promise<void> {
+  await stopProcess(info.controllerManager.pid, info.controllerManager.binary);
   await stopProcess(info.apiserver.pid, info.apiserver.binary);
   await stopProcess(info.etcd.pid, info.etcd.binary);
 }

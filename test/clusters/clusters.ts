@@ -3,9 +3,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { dumpYaml } from "@kubernetes/client-node";
 import { type Binaries, ensureBinaries } from "./binaries.ts";
 import { type ClusterInfo, startCluster, stopCluster } from "./cluster.ts";
+import { kubeconfigFor } from "./kubeconfig.ts";
 import { isRunning, processesUsing, stopProcess } from "./processes.ts";
 
 export const DEFAULT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../.cache/clusters");
@@ -30,39 +30,15 @@ export function writeState(state: ClustersState): void {
   writeFileSync(stateFile(state.dir), JSON.stringify(state, null, 2), { mode: 0o600 });
 }
 
+const serversOf = (c: ClusterInfo) => [c.etcd, c.apiserver, c.controllerManager];
+
 /** Whether every process of every cluster in the state is alive. */
 export function allRunning(state: ClustersState): boolean {
-  return state.clusters.every(
-    (c) => isRunning(c.etcd.pid, c.etcd.binary) && isRunning(c.apiserver.pid, c.apiserver.binary),
-  );
+  return state.clusters.every((c) => serversOf(c).every((p) => isRunning(p.pid, p.binary)));
 }
 
 export function anyRunning(state: ClustersState): boolean {
-  return state.clusters.some(
-    (c) => isRunning(c.etcd.pid, c.etcd.binary) || isRunning(c.apiserver.pid, c.apiserver.binary),
-  );
-}
-
-export function kubeconfigFor(clusters: ClusterInfo[]): string {
-  const b64 = (s: string) => Buffer.from(s).toString("base64");
-  return dumpYaml({
-    apiVersion: "v1",
-    kind: "Config",
-    preferences: {},
-    "current-context": clusters[0]?.name ?? "",
-    clusters: clusters.map((c) => ({
-      name: c.name,
-      cluster: { server: c.server, "certificate-authority-data": b64(c.caPem) },
-    })),
-    users: clusters.map((c) => ({
-      name: `${c.name}-admin`,
-      user: { "client-certificate-data": b64(c.adminCertPem), "client-key-data": b64(c.adminKeyPem) },
-    })),
-    contexts: clusters.map((c) => ({
-      name: c.name,
-      context: { cluster: c.name, user: `${c.name}-admin`, namespace: "default" },
-    })),
-  });
+  return state.clusters.some((c) => serversOf(c).some((p) => isRunning(p.pid, p.binary)));
 }
 
 export interface UpOptions {
@@ -124,7 +100,7 @@ export async function down(dirOption?: string): Promise<boolean> {
   if (state) {
     await Promise.all(state.clusters.map(stopCluster));
     // Servers restarted since the state was written (tests stop and start API servers).
-    const binaries = [state.binaries.kubeApiserver, state.binaries.etcd];
+    const binaries = [state.binaries.kubeApiserver, state.binaries.kubeControllerManager, state.binaries.etcd];
     await Promise.all(processesUsing(dir + "/", binaries).map((p) => stopProcess(p.pid, p.binary)));
   }
   const existed = existsSync(dir);

@@ -1,0 +1,62 @@
+// The in-cluster process (`npm run manager`): the import controller (and, with the webhook
+// flags, the admission webhook). In a pod it uses the pod's service account; out of cluster,
+// --kubeconfig and --context, as kubectl does.
+import { parseArgs } from "node:util";
+import { parseDuration } from "../common/duration.ts";
+import { UserError, loadKubeConfig } from "../common/kube.ts";
+import { createLogger, parseLevel } from "../common/log.ts";
+import { ImportController } from "./imports.ts";
+
+const USAGE = `usage: mcsa-manager [flags]
+
+  --kubeconfig FILE              kubeconfig to use out of cluster (default: in-cluster, then KUBECONFIG)
+  --context NAME                 kubeconfig context
+  --concurrency N                imports reconciled at once (default 8)
+  --cluster-check-interval DUR   how often remote clusters' health is checked (default 30s)
+  --revoke-timeout DUR           how long deletion tries to revoke remotely (default 5m)
+  --log-level LEVEL              debug, info, warn or error (default info)
+  -h, --help                     show this help`;
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kubeconfig: { type: "string" },
+      context: { type: "string" },
+      concurrency: { type: "string", default: "8" },
+      "cluster-check-interval": { type: "string", default: "30s" },
+      "revoke-timeout": { type: "string", default: "5m" },
+      "log-level": { type: "string", default: "info" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const log = createLogger("mcsa-manager", { level: parseLevel(values["log-level"]) });
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UserError(`--concurrency must be a positive integer, not "${values.concurrency}"`);
+  const kc = loadKubeConfig({ kubeconfig: values.kubeconfig, context: values.context });
+  const controller = new ImportController(kc, log, {
+    concurrency,
+    clusterCheckIntervalMs: parseDuration(values["cluster-check-interval"]!) * 1000,
+    revokeTimeoutMs: parseDuration(values["revoke-timeout"]!) * 1000,
+  });
+  await controller.start();
+  log.info("import controller started", { server: kc.getCurrentCluster()?.server });
+
+  const shutdown = (signal: string) => {
+    log.info("shutting down", { signal });
+    controller.stop().finally(() => process.exit(0));
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).catch((error: Error) => {
+    console.error(`error: ${error.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,102 @@
+// Calls to a remote cluster as the importer identity: mint tokens, revoke them, check health.
+// Failures are classified into the reasons an import's status reports.
+import { CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { apiMessage, statusCode } from "../common/kube.ts";
+import type { Registration } from "../common/registration.ts";
+
+export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError";
+
+export class RemoteFailure extends Error {
+  readonly reason: FailureReason;
+
+  constructor(reason: FailureReason, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+export function remoteConfig(reg: Pick<Registration, "clusterName" | "server" | "caPem" | "token">): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: reg.clusterName, server: reg.server, caData: Buffer.from(reg.caPem).toString("base64") }],
+    users: [{ name: "importer", token: reg.token }],
+    contexts: [{ name: reg.clusterName, cluster: reg.clusterName, user: "importer" }],
+    currentContext: reg.clusterName,
+  });
+  return kc;
+}
+
+export function classify(error: unknown, clusterName: string, what: string): RemoteFailure {
+  const code = statusCode(error);
+  const message = apiMessage(error);
+  if (code === undefined) return new RemoteFailure("RemoteUnreachable", `cannot reach cluster "${clusterName}": ${message}`);
+  if (code === 401) {
+    return new RemoteFailure(
+      "Unauthorized",
+      `cluster "${clusterName}" no longer accepts this cluster's importer identity (401): run kubectl mcsa bootstrap again`,
+    );
+  }
+  if (code === 403) return new RemoteFailure("Forbidden", `cluster "${clusterName}" forbids ${what}: ${message}`);
+  if (code === 404) return new RemoteFailure("NotFound", `cluster "${clusterName}": ${message}`);
+  if (code >= 500 || code === 429) return new RemoteFailure("RemoteUnreachable", `cluster "${clusterName}" answered ${code}: ${message}`);
+  return new RemoteFailure("RemoteError", `cluster "${clusterName}": ${what} failed (${code}): ${message}`);
+}
+
+export interface MintedToken {
+  token: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+export interface MintRequest {
+  namespace: string;
+  serviceAccount: string;
+  expirationSeconds: number;
+  audiences?: string[];
+  /** Name of a Secret in the same namespace that the token is bound to. */
+  anchor?: string;
+}
+
+export async function mintToken(kc: KubeConfig, clusterName: string, req: MintRequest): Promise<MintedToken> {
+  const issuedAt = new Date();
+  try {
+    const result = await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+      name: req.serviceAccount,
+      namespace: req.namespace,
+      body: {
+        spec: {
+          audiences: req.audiences ?? [],
+          expirationSeconds: req.expirationSeconds,
+          boundObjectRef: req.anchor ? { apiVersion: "v1", kind: "Secret", name: req.anchor } : undefined,
+        },
+      },
+    });
+    const token = result.status?.token;
+    const expiresAt = result.status?.expirationTimestamp ? new Date(result.status.expirationTimestamp) : undefined;
+    if (!token || !expiresAt) throw new RemoteFailure("RemoteError", `cluster "${clusterName}" returned a TokenRequest without a token`);
+    return { token, issuedAt, expiresAt };
+  } catch (error) {
+    if (error instanceof RemoteFailure) throw error;
+    throw classify(error, clusterName, `creating a token for service account ${req.namespace}/${req.serviceAccount}`);
+  }
+}
+
+/** Deletes a grant's anchor Secret, revoking every token bound to it. Already gone is fine. */
+export async function deleteAnchor(kc: KubeConfig, clusterName: string, namespace: string, name: string): Promise<void> {
+  try {
+    await kc.makeApiClient(CoreV1Api).deleteNamespacedSecret({ name, namespace });
+  } catch (error) {
+    if (statusCode(error) === 404) return;
+    throw classify(error, clusterName, `deleting the grant ${namespace}/${name}`);
+  }
+}
+
+/** An authenticated call: proves both that the remote answers and that it accepts our identity. */
+export async function checkHealth(kc: KubeConfig, clusterName: string): Promise<RemoteFailure | undefined> {
+  try {
+    await kc.makeApiClient(VersionApi).getCode();
+    return undefined;
+  } catch (error) {
+    return classify(error, clusterName, "reading its version");
+  }
+}

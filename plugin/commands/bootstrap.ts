@@ -1,0 +1,90 @@
+// kubectl mcsa bootstrap --from REMOTE --to LOCAL: gives LOCAL's controller an identity in REMOTE
+// that may only renew its own token, and registers REMOTE in LOCAL under a name.
+import { readFileSync } from "node:fs";
+import { CoreV1Api, type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import type { Argv } from "yargs";
+import { identityGrant, importerFor } from "../../common/grant.ts";
+import { UserError, describeApiError } from "../../common/kube.ts";
+import { toDnsLabel, validateDnsLabel } from "../../common/names.ts";
+import { registrationSecret } from "../../common/registration.ts";
+import { applyAll, rollback } from "../apply.ts";
+import { applyGrant, systemNamespaceObject } from "../remote-grants.ts";
+import { type GlobalArgs, Session } from "../session.ts";
+
+const IDENTITY_TOKEN_SECONDS = 24 * 3600;
+
+interface Args extends GlobalArgs {
+  from: string;
+  to: string;
+  name?: string;
+  server?: string;
+}
+
+export const command = "bootstrap";
+export const describe = "Let the controller of one cluster (--to) import from another (--from)";
+
+export function builder(y: Argv<GlobalArgs>): Argv<Args> {
+  return y
+    .option("from", { type: "string", demandOption: true, describe: "context of the cluster to import from (the remote)" })
+    .option("to", { type: "string", demandOption: true, describe: "context of the cluster that imports (where the controller runs)" })
+    .option("name", { type: "string", describe: "name of the remote cluster in imports' spec.clusterName (default: from its kubeconfig cluster name)" })
+    .option("server", { type: "string", describe: "the remote API server's URL as the importing cluster reaches it (default: the --from context's)" })
+    .example("$0 bootstrap --from cluster2 --to cluster1", "cluster1 may then import service accounts of cluster2") as Argv<Args>;
+}
+
+export function clusterCA(kc: KubeConfig, context: string): string {
+  const cluster = kc.getCurrentCluster()!;
+  if (cluster.caData) return Buffer.from(cluster.caData, "base64").toString("utf8");
+  if (cluster.caFile) return readFileSync(cluster.caFile, "utf8");
+  throw new UserError(`context "${context}" has no certificate authority for ${cluster.server}: kubectl mcsa needs one to verify the remote cluster`);
+}
+
+export async function handler(args: Args): Promise<void> {
+  if (args.from === args.to) throw new UserError("--from and --to name the same context: bootstrap connects two different clusters");
+  const remote = Session.open(args, args.from);
+  const local = Session.open(args, args.to);
+  const remoteCluster = remote.kc.getCurrentCluster()!;
+  const localCluster = local.kc.getCurrentCluster()!;
+  if (remoteCluster.server === localCluster.server) throw new UserError(`contexts "${args.from}" and "${args.to}" point at the same API server ${remoteCluster.server}`);
+  const name = args.name ?? toDnsLabel(remoteCluster.name);
+  const invalid = validateDnsLabel(name);
+  if (invalid) throw new UserError(`invalid --name "${name}": ${invalid}`);
+  const server = args.server ?? remoteCluster.server;
+  if (!/^https:\/\//.test(server)) throw new UserError(`the remote server must be an https URL, not "${server}"`);
+  const caPem = clusterCA(remote.kc, args.from);
+  const importer = importerFor(localCluster.name);
+
+  const remoteApi = KubernetesObjectApi.makeApiClient(remote.kc);
+  let created;
+  try {
+    const grant = identityGrant(importer);
+    created = await applyGrant(remoteApi, (uid) => identityGrant(importer, uid), [systemNamespaceObject(), grant.serviceAccount]);
+  } catch (error) {
+    throw remote.fail(error, `creating the importer identity ${importer.namespace}/${importer.serviceAccount}`);
+  }
+  try {
+    const minted = await remote.kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+      name: importer.serviceAccount,
+      namespace: importer.namespace,
+      body: {
+        spec: {
+          audiences: [],
+          expirationSeconds: IDENTITY_TOKEN_SECONDS,
+          boundObjectRef: { apiVersion: "v1", kind: "Secret", name: importer.serviceAccount },
+        },
+      },
+    });
+    await applyAll(KubernetesObjectApi.makeApiClient(local.kc), [
+      systemNamespaceObject(),
+      registrationSecret({ clusterName: name, server, caPem, token: minted.status?.token ?? "", importer }),
+    ]);
+  } catch (error) {
+    await rollback(remoteApi, created);
+    throw new UserError(describeApiError(error, "registering the remote cluster", undefined));
+  }
+  console.log(
+    `cluster "${name}" (${server}) registered in context "${args.to}": its controller imports as ` +
+      `${importer.namespace}/${importer.serviceAccount} in context "${args.from}", which may only renew its own token for now.\n` +
+      `next: kubectl mcsa import <name> --context ${args.to} --cluster ${name} --remote-namespace <ns> --service-account <sa> --remote-context ${args.from}`,
+  );
+}

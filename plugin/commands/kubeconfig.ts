@@ -1,0 +1,26 @@
+// kubectl mcsa kubeconfig NAME: the import's ready kubeconfig (it embeds the current token: the
+// user asked for it).
+import type { Argv } from "yargs";
+import { UserError, isNotFound } from "../../common/kube.ts";
+import { type GlobalArgs, Session } from "../session.ts";
+import { importSecretOf } from "../import-secret.ts";
+
+interface Args extends GlobalArgs {
+  name: string;
+}
+
+export const command = "kubeconfig <name>";
+export const describe = "Print a ready kubeconfig for an import (it contains the current token)";
+
+export function builder(y: Argv<GlobalArgs>): Argv<Args> {
+  return y.positional("name", { type: "string", demandOption: true }).example("$0 kubeconfig cluster2-default-pod-lister > remote.kubeconfig", "") as Argv<Args>;
+}
+
+export async function handler(args: Args): Promise<void> {
+  const session = Session.open(args);
+  const { contents } = await importSecretOf(session, args.name).catch((error: unknown) => {
+    if (isNotFound(error)) throw new UserError(`the Secret of serviceaccountimport "${args.name}" is gone: the controller recreates it`);
+    throw error;
+  });
+  process.stdout.write(contents.config.endsWith("\n") ? contents.config : contents.config + "\n");
+}

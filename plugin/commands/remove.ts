@@ -1,0 +1,79 @@
+// kubectl mcsa remove NAME: the controller revokes the import's remote tokens (its finalizer),
+// then the import and its Secret go. With --remote-context the plugin revokes directly too.
+import { KubernetesObjectApi } from "@kubernetes/client-node";
+import type { Argv } from "yargs";
+import { GROUP, PLURAL, SYSTEM_NAMESPACE, VERSION } from "../../common/api.ts";
+import { parseDuration } from "../../common/duration.ts";
+import { importGrant } from "../../common/grant.ts";
+import { UserError, isNotFound } from "../../common/kube.ts";
+import { parseRegistration, registrationSecretName } from "../../common/registration.ts";
+import { removeGrant } from "../remote-grants.ts";
+import { type GlobalArgs, Session } from "../session.ts";
+import { setTimeout as delay } from "node:timers/promises";
+
+interface Args extends GlobalArgs {
+  name: string;
+  "remote-context"?: string;
+  wait: boolean;
+  timeout: string;
+}
+
+export const command = "remove <name>";
+export const describe = "Remove an import: revoke its remote tokens, then delete it and its Secret";
+
+export function builder(y: Argv<GlobalArgs>): Argv<Args> {
+  return y
+    .positional("name", { type: "string", demandOption: true })
+    .option("remote-context", { type: "string", describe: "context of the remote cluster: also delete the grant there directly" })
+    .option("wait", { type: "boolean", default: true, describe: "wait until the import is gone (--no-wait to return at once)" })
+    .option("timeout", { type: "string", default: "60s", describe: "how long to wait" }) as Argv<Args>;
+}
+
+export async function handler(args: Args): Promise<void> {
+  const timeoutSeconds = parseDuration(args.timeout);
+  const session = Session.open(args);
+  const sai = await session.getImport(args.name);
+  const namespace = sai.metadata.namespace!;
+  if (args["remote-context"]) {
+    const remote = Session.open(args, args["remote-context"]);
+    try {
+      const secret = await session.core.readNamespacedSecret({ name: registrationSecretName(sai.spec.clusterName), namespace: SYSTEM_NAMESPACE });
+      const grant = importGrant({
+        importer: parseRegistration(secret).importer,
+        localNamespace: namespace,
+        importName: args.name,
+        remoteNamespace: sai.spec.namespace,
+        serviceAccount: sai.spec.name,
+      });
+      await removeGrant(KubernetesObjectApi.makeApiClient(remote.kc), grant);
+    } catch (error) {
+      if (!isNotFound(error)) throw remote.fail(error, "revoking the import's grant");
+    }
+  }
+  try {
+    await session.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: args.name });
+  } catch (error) {
+    if (!isNotFound(error)) throw session.fail(error, `deleting serviceaccountimport "${args.name}"`);
+  }
+  if (!args.wait) {
+    console.log(`serviceaccountimport "${args.name}" deleting (the controller revokes its tokens first)`);
+    return;
+  }
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    try {
+      await session.getImport(args.name, namespace);
+    } catch (error) {
+      if (error instanceof UserError && /not found/.test(error.message)) break;
+      throw error;
+    }
+    if (Date.now() > deadline) {
+      throw new UserError(
+        `serviceaccountimport "${args.name}" is still being deleted after ${args.timeout}: the controller revokes its tokens first; ` +
+          "is it running, and can it reach the remote cluster? (kubectl mcsa describe shows why)",
+      );
+    }
+    await delay(250);
+  }
+  console.log(`serviceaccountimport "${args.name}" removed: its tokens are revoked and its Secret deleted`);
+}

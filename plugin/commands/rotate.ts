@@ -1,0 +1,58 @@
+// kubectl mcsa rotate NAME: asks the controller for a new token now, and waits for it.
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import type { Argv } from "yargs";
+import { GROUP, PLURAL, ROTATE_ANNOTATION, VERSION, readyCondition } from "../../common/api.ts";
+import { parseDuration } from "../../common/duration.ts";
+import { type GlobalArgs, Session } from "../session.ts";
+import { waitFor } from "../wait.ts";
+
+interface Args extends GlobalArgs {
+  name: string;
+  wait: boolean;
+  timeout: string;
+}
+
+export const command = "rotate <name>";
+export const describe = "Issue a new token for an import now (the previous one stays valid until it expires)";
+
+export function builder(y: Argv<GlobalArgs>): Argv<Args> {
+  return y
+    .positional("name", { type: "string", demandOption: true })
+    .option("wait", { type: "boolean", default: true, describe: "wait for the new token (--no-wait to return at once)" })
+    .option("timeout", { type: "string", default: "60s", describe: "how long to wait" }) as Argv<Args>;
+}
+
+export async function handler(args: Args): Promise<void> {
+  const timeoutSeconds = parseDuration(args.timeout);
+  const session = Session.open(args);
+  const sai = await session.getImport(args.name);
+  const request = new Date().toISOString();
+  try {
+    await session.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace: sai.metadata.namespace!,
+        name: args.name,
+        body: { metadata: { annotations: { [ROTATE_ANNOTATION]: request } } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  } catch (error) {
+    throw session.fail(error, `requesting a new token for "${args.name}"`);
+  }
+  if (!args.wait) {
+    console.log(`serviceaccountimport "${args.name}": rotation requested`);
+    return;
+  }
+  const done = await waitFor(
+    session,
+    args.name,
+    sai.metadata.namespace!,
+    timeoutSeconds,
+    (s) => s.status?.rotationRequest === request && readyCondition(s)?.status === "True",
+    "rotated",
+  );
+  console.log(`serviceaccountimport "${args.name}" rotated: new token valid until ${done.status?.expirationTimestamp}`);
+}
