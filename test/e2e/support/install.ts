@@ -1,0 +1,59 @@
+// Sets a cluster up the way `kubectl mcsa install` does for the controller (CRD, namespace, its
+// service account and RBAC), and runs the controller out of cluster as that service account.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoreV1Api, type KubernetesObject, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
+import { SYSTEM_NAMESPACE } from "../../../common/api.ts";
+import { CONTROLLER_SERVICE_ACCOUNT, controllerRbac, crd, systemNamespace } from "../../../common/manifests.ts";
+import type { ClustersState } from "../../clusters/clusters.ts";
+import { adminConfig, cluster } from "./kube.ts";
+import { eventually } from "./processes.ts";
+
+export async function applyAsAdmin(state: ClustersState, context: string, objects: KubernetesObject[]): Promise<void> {
+  const api = KubernetesObjectApi.makeApiClient(adminConfig(state, context));
+  for (const object of objects) await api.patch(object, undefined, undefined, "e2e", true, PatchStrategy.ServerSideApply);
+}
+
+export async function installController(state: ClustersState, context: string): Promise<void> {
+  const rbac = controllerRbac();
+  await applyAsAdmin(state, context, [systemNamespace(), crd(), rbac.serviceAccount, rbac.clusterRole, rbac.clusterRoleBinding, rbac.role, rbac.roleBinding]);
+  // The CRD serves only once it is Established.
+  const kc = adminConfig(state, context);
+  await eventually("the ServiceAccountImport CRD to be established", async () => {
+    const res = await KubernetesObjectApi.makeApiClient(kc).list("multicluster.admiralty.io/v1alpha1", "ServiceAccountImport", "default");
+    return res.items ? true : undefined;
+  });
+}
+
+/** A kubeconfig that authenticates as a service account of the cluster (a TokenRequest token). */
+export async function serviceAccountKubeconfig(
+  state: ClustersState,
+  context: string,
+  namespace: string,
+  serviceAccount: string,
+): Promise<string> {
+  const tr = await adminConfig(state, context)
+    .makeApiClient(CoreV1Api)
+    .createNamespacedServiceAccountToken({ name: serviceAccount, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const info = cluster(state, context);
+  const dir = mkdtempSync(join(tmpdir(), "mcsa-sa-"));
+  const file = join(dir, "kubeconfig");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: context, cluster: { server: info.server, "certificate-authority-data": Buffer.from(info.caPem).toString("base64") } }],
+      users: [{ name: serviceAccount, user: { token: tr.status!.token } }],
+      contexts: [{ name: context, context: { cluster: context, user: serviceAccount, namespace: "default" } }],
+      "current-context": context,
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+export function controllerKubeconfig(state: ClustersState, context: string): Promise<string> {
+  return serviceAccountKubeconfig(state, context, SYSTEM_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT);
+}
