@@ -1,0 +1,336 @@
+// One import's local proxy: a loopback HTTP listener that forwards to the remote API server with
+// the import's current bearer token, verifying the server with the import's CA. Responses stream
+// (watch), upgrades (exec, attach, port-forward over SPDY or WebSocket) are tunnelled, and the
+// app's own credentials and impersonation headers never reach the remote.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
+import type { Socket } from "node:net";
+import { performance } from "node:perf_hooks";
+import type { Duplex } from "node:stream";
+import type { Logger } from "../common/log.ts";
+import type { SidecarMetrics } from "./metrics.ts";
+import {
+  filterRequestHeaders,
+  filterResponseHeaders,
+  isLoopbackHost,
+  rawStatusResponse,
+  STATUS_HEADERS,
+  statusBody,
+  targetPath,
+  type StatusReply,
+} from "./proxy-rules.ts";
+
+export interface ProxyCredentials {
+  token: string;
+  /** From the token's exp claim; undefined if it has none. */
+  expiry: Date | undefined;
+  server: string;
+  caPem: string;
+}
+
+export interface ImportProxyOptions {
+  name: string;
+  port: number;
+  address: string;
+  metrics: SidecarMetrics;
+  logger: Logger;
+  /** How long to wait for the remote's TCP and TLS handshake (default 10 s). */
+  connectTimeoutMs?: number;
+  now?: () => number;
+}
+
+interface Upstream {
+  token: string;
+  expiry: Date | undefined;
+  url: URL;
+  caPem: string;
+  agent: Agent;
+}
+
+const STATUS_TEXT: Record<number, string> = { 403: "Forbidden", 400: "Bad Request", 502: "Bad Gateway", 503: "Service Unavailable" };
+const RETRYABLE = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export class ImportProxy {
+  readonly name: string;
+  readonly address: string;
+  #port: number;
+  readonly #metrics: SidecarMetrics;
+  readonly #log: Logger;
+  readonly #connectTimeoutMs: number;
+  readonly #now: () => number;
+  readonly #server: Server;
+  readonly #tunnels = new Set<Duplex>();
+  #upstream: Upstream | undefined;
+  #remoteDown = false;
+
+  constructor(options: ImportProxyOptions) {
+    this.name = options.name;
+    this.#port = options.port;
+    this.address = options.address;
+    this.#metrics = options.metrics;
+    this.#log = options.logger.with({ import: options.name });
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.#now = options.now ?? Date.now;
+    this.#server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.#onRequest(req, res));
+    this.#server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    this.#server.on("clientError", (_error, socket) => socket.destroy());
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Takes new credentials; a new CA or server gets a new connection pool, a new token does not. */
+  setCredentials(c: ProxyCredentials): void {
+    const old = this.#upstream;
+    const url = new URL(c.server);
+    if (old && old.caPem === c.caPem && old.url.href === url.href) {
+      this.#upstream = { ...old, token: c.token, expiry: c.expiry };
+      return;
+    }
+    const agent = new Agent({ keepAlive: true, ca: c.caPem, maxFreeSockets: 64 });
+    this.#upstream = { token: c.token, expiry: c.expiry, url, caPem: c.caPem, agent };
+    if (old) retire(old.agent);
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(this.#port, this.address, () => {
+        this.#server.off("error", reject);
+        const address = this.#server.address();
+        if (typeof address === "object" && address) this.#port = address.port;
+        resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+    for (const t of this.#tunnels) t.destroy();
+    this.#upstream?.agent.destroy();
+    await closed;
+  }
+
+  /** Why a request cannot go through now, or the upstream to send it to. */
+  #admit(req: IncomingMessage): { refuse: StatusReply } | { upstream: Upstream; path: string } {
+    const host = req.headers.host;
+    if (!isLoopbackHost(host)) {
+      return {
+        refuse: {
+          code: 403,
+          reason: "Forbidden",
+          message: `host ${JSON.stringify(host ?? "")} is not accepted: the mcsa proxy serves only localhost, 127.0.0.1 and [::1] (DNS rebinding protection)`,
+        },
+      };
+    }
+    const upstream = this.#upstream;
+    if (!upstream) {
+      return { refuse: { code: 503, reason: "ServiceUnavailable", message: `service account import ${this.name}: no valid token read yet` } };
+    }
+    if (upstream.expiry && upstream.expiry.getTime() <= this.#now()) {
+      return {
+        refuse: {
+          code: 503,
+          reason: "ServiceUnavailable",
+          message: `service account import ${this.name}: the token expired at ${upstream.expiry.toISOString()} and no new one has arrived`,
+        },
+      };
+    }
+    const path = targetPath(upstream.url.pathname, req.url);
+    if (path === undefined) return { refuse: { code: 400, reason: "BadRequest", message: "the request target must be a path" } };
+    return { upstream, path };
+  }
+
+  #options(upstream: Upstream, req: IncomingMessage, path: string, upgrade: boolean): RequestOptions {
+    return {
+      protocol: "https:",
+      hostname: upstream.url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: upstream.url.port || 443,
+      method: req.method,
+      path,
+      headers: [
+        ...filterRequestHeaders(req.rawHeaders, { upgrade }),
+        "Host",
+        upstream.url.host,
+        "Authorization",
+        `Bearer ${upstream.token}`,
+      ] as unknown as RequestOptions["headers"],
+      // Upgraded connections leave the pool anyway: give them their own, with the same CA.
+      ...(upgrade ? { agent: false, ca: upstream.caPem } : { agent: upstream.agent }),
+    };
+  }
+
+  #record(code: number, started: number): void {
+    this.#metrics.requests.inc({ import: this.name, code: String(code) });
+    this.#metrics.latency.observe({ import: this.name }, (performance.now() - started) / 1000);
+  }
+
+  #remoteFailed(error: Error): StatusReply {
+    if (!this.#remoteDown) {
+      this.#remoteDown = true;
+      this.#log.warn("remote API server unreachable", { server: this.#upstream?.url.origin, error: error.message });
+    }
+    return {
+      code: 502,
+      reason: "BadGateway",
+      message: `service account import ${this.name}: error reaching ${this.#upstream?.url.origin ?? "the remote API server"}: ${error.message}`,
+    };
+  }
+
+  #remoteAnswered(): void {
+    if (this.#remoteDown) {
+      this.#remoteDown = false;
+      this.#log.info("remote API server reachable again", { server: this.#upstream?.url.origin });
+    }
+  }
+
+  /** Fails the request if the TCP and TLS handshakes take too long (a black-holed remote). */
+  #connectTimeout(up: ReturnType<typeof httpsRequest>): void {
+    up.once("socket", (socket: Socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(() => up.destroy(new Error(`no connection after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
+      const clear = () => clearTimeout(timer);
+      socket.once("secureConnect", clear);
+      socket.once("close", clear);
+    });
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    const admitted = this.#admit(req);
+    if ("refuse" in admitted) {
+      sendStatus(res, admitted.refuse);
+      this.#record(admitted.refuse.code, started);
+      req.resume();
+      return;
+    }
+    const { upstream, path } = admitted;
+    // A body-less idempotent request can be sent again if a pooled connection turns out dead.
+    const bodyless =
+      RETRYABLE.has(req.method ?? "") && req.headers["transfer-encoding"] === undefined && (req.headers["content-length"] ?? "0") === "0";
+    if (bodyless) req.resume();
+
+    const send = (attempt: number) => {
+      const up = httpsRequest(this.#options(upstream, req, path, false));
+      this.#connectTimeout(up);
+      let answered = false;
+      up.on("response", (upRes) => {
+        answered = true;
+        this.#remoteAnswered();
+        const code = upRes.statusCode ?? 502;
+        res.writeHead(code, upRes.statusMessage, filterResponseHeaders(upRes.rawHeaders));
+        // Streamed responses (watch) have no length: send the headers now, not with the first event.
+        if (upRes.headers["content-length"] === undefined) res.flushHeaders();
+        this.#record(code, started);
+        upRes.on("error", () => res.destroy());
+        upRes.pipe(res);
+      });
+      up.on("error", (error: NodeJS.ErrnoException) => {
+        if (answered || res.destroyed) {
+          res.destroy();
+          return;
+        }
+        if (bodyless && attempt === 0 && up.reusedSocket && (error.code === "ECONNRESET" || error.code === "EPIPE")) {
+          send(1);
+          return;
+        }
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        const reply = this.#remoteFailed(error);
+        sendStatus(res, reply);
+        this.#record(reply.code, started);
+      });
+      res.once("close", () => {
+        if (!res.writableFinished) up.destroy();
+      });
+      if (bodyless) up.end();
+      else req.pipe(up);
+    };
+    send(0);
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const started = performance.now();
+    socket.on("error", () => socket.destroy());
+    const admitted = this.#admit(req);
+    if ("refuse" in admitted) {
+      socket.end(rawStatusResponse(admitted.refuse, STATUS_TEXT[admitted.refuse.code] ?? "Error"));
+      this.#record(admitted.refuse.code, started);
+      return;
+    }
+    const up = httpsRequest(this.#options(admitted.upstream, req, admitted.path, true));
+    this.#connectTimeout(up);
+    up.on("upgrade", (upRes, upSocket, upHead) => {
+      this.#remoteAnswered();
+      this.#record(upRes.statusCode ?? 101, started);
+      const headers = filterResponseHeaders(upRes.rawHeaders, { upgrade: true });
+      let text = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`;
+      for (let i = 0; i + 1 < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+      socket.write(`${text}\r\n`);
+      if (upHead.length > 0) socket.write(upHead);
+      if (head.length > 0) upSocket.write(head);
+      this.#tunnels.add(socket);
+      this.#tunnels.add(upSocket);
+      const end = () => {
+        socket.destroy();
+        upSocket.destroy();
+        this.#tunnels.delete(socket);
+        this.#tunnels.delete(upSocket);
+      };
+      upSocket.on("error", end).on("close", end);
+      socket.on("error", end).on("close", end);
+      upSocket.pipe(socket);
+      socket.pipe(upSocket);
+    });
+    // The remote refused the upgrade (403, 404, 400…): relay its answer and close.
+    up.on("response", (upRes) => {
+      this.#remoteAnswered();
+      this.#record(upRes.statusCode ?? 502, started);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      upRes.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size <= 1 << 20) chunks.push(c);
+      });
+      upRes.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const headers = filterResponseHeaders(upRes.rawHeaders);
+        let text = `HTTP/1.1 ${upRes.statusCode} ${upRes.statusMessage}\r\n`;
+        for (let i = 0; i + 1 < headers.length; i += 2) {
+          if (/^content-length$/i.test(headers[i] as string)) continue;
+          text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+        }
+        socket.end(Buffer.concat([Buffer.from(`${text}Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`), body]));
+      });
+      upRes.on("error", () => socket.destroy());
+    });
+    up.on("error", (error) => {
+      const reply = this.#remoteFailed(error);
+      if (socket.writable) socket.end(rawStatusResponse(reply, STATUS_TEXT[reply.code] ?? "Error"));
+      this.#record(reply.code, started);
+    });
+    socket.once("close", () => up.destroy());
+    up.end();
+  }
+}
+
+function sendStatus(res: ServerResponse, reply: StatusReply): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(reply.code, STATUS_HEADERS);
+  res.end(statusBody(reply));
+}
+
+/** Stops an agent from pooling: its idle sockets close now, busy ones (a watch) when they finish. */
+function retire(agent: Agent): void {
+  // Node's Agent checks this field when a socket is freed (not in @types/node).
+  (agent as Agent & { keepAlive: boolean }).keepAlive = false;
+  for (const sockets of Object.values(agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
+}
