@@ -51,7 +51,10 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("audience", { type: "string", array: true, describe: "token audience (repeatable; default: the remote API server's)" })
     .option("wait", { type: "boolean", default: false, describe: "wait until the import is Ready" })
     .option("timeout", { type: "string", describe: "how long --wait waits (default 60s)" })
-    .implies("timeout", "wait")
+    .check((argv) => {
+      if (argv.timeout !== undefined && !argv.wait) throw new UserError("--timeout only makes sense with --wait");
+      return true;
+    })
     .example(
       "$0 import cluster2-default-pod-lister --cluster cluster2 --remote-namespace default --service-account pod-lister --remote-context cluster2 --wait",
       "import pod-lister of cluster2's default namespace",

@@ -80,6 +80,8 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
     "--bind-address=127.0.0.1",
     "--advertise-address=127.0.0.1",
+    // A loopback address cannot back the kubernetes Service's endpoints; nothing here needs them.
+    "--endpoint-reconciler-type=none",
     `--secure-port=${apiserverPort}`,
     `--tls-cert-file=${servingCert}`,
     `--tls-private-key-file=${servingKey}`,
