@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { parseDuration } from "../common/duration.ts";
 import { UserError, loadKubeConfig } from "../common/kube.ts";
 import { createLogger, parseLevel } from "../common/log.ts";
+import { WEBHOOK_FLAGS, WEBHOOK_USAGE, startWebhook, webhookConfig } from "../webhook/flags.ts";
 import { ImportController } from "./imports.ts";
 
 const USAGE = `usage: mcsa-manager [flags]
@@ -14,8 +15,12 @@ const USAGE = `usage: mcsa-manager [flags]
   --concurrency N                imports reconciled at once (default 8)
   --cluster-check-interval DUR   how often remote clusters' health is checked (default 30s)
   --revoke-timeout DUR           how long deletion tries to revoke remotely (default 5m)
+  --disable-import-controller    run only the webhook (e.g. to test injection with hand-made imports)
   --log-level LEVEL              debug, info, warn or error (default info)
-  -h, --help                     show this help`;
+  -h, --help                     show this help
+
+Webhook (off unless --webhook-listen is given):
+${WEBHOOK_USAGE}`;
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -27,6 +32,8 @@ export async function main(argv: string[]): Promise<void> {
       "cluster-check-interval": { type: "string", default: "30s" },
       "revoke-timeout": { type: "string", default: "5m" },
       "log-level": { type: "string", default: "info" },
+      "disable-import-controller": { type: "boolean", default: false },
+      ...WEBHOOK_FLAGS,
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -37,19 +44,27 @@ export async function main(argv: string[]): Promise<void> {
   const log = createLogger("mcsa-manager", { level: parseLevel(values["log-level"]) });
   const concurrency = Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UserError(`--concurrency must be a positive integer, not "${values.concurrency}"`);
+  const webhook = webhookConfig(values);
+  const runController = !values["disable-import-controller"];
+  if (!runController && webhook === undefined) throw new UserError("nothing to run: --disable-import-controller without --webhook-listen");
   const kc = loadKubeConfig({ kubeconfig: values.kubeconfig, context: values.context });
-  const controller = new ImportController(kc, log, {
-    concurrency,
-    clusterCheckIntervalMs: parseDuration(values["cluster-check-interval"]!) * 1000,
-    revokeTimeoutMs: parseDuration(values["revoke-timeout"]!) * 1000,
-  });
-  await controller.start();
-  log.info("import controller started", { server: kc.getCurrentCluster()?.server });
-
+  const parts: { stop(): Promise<void> }[] = [];
   const shutdown = (signal: string) => {
     log.info("shutting down", { signal });
-    controller.stop().finally(() => process.exit(0));
+    Promise.allSettled(parts.map((p) => p.stop())).finally(() => process.exit(0));
   };
+  if (runController) {
+    const controller = new ImportController(kc, log, {
+      concurrency,
+      clusterCheckIntervalMs: parseDuration(values["cluster-check-interval"]!) * 1000,
+      revokeTimeoutMs: parseDuration(values["revoke-timeout"]!) * 1000,
+    });
+    await controller.start();
+    parts.push(controller);
+    log.info("import controller started", { server: kc.getCurrentCluster()?.server });
+  }
+  if (webhook !== undefined) parts.push(await startWebhook(kc, log, webhook));
+
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
 }

@@ -1,0 +1,65 @@
+// The in-cluster process's webhook flags.
+import { describe, expect, it } from "vitest";
+import { DEFAULT_IMAGE } from "../../../common/manifests.ts";
+import { parseListen, parseResourceList, webhookConfig } from "../../../webhook/flags.ts";
+import { supportsNativeSidecars } from "../../../webhook/lookup.ts";
+
+describe("webhook flags", () => {
+  it("are off without --webhook-listen, and refuse their companions alone", () => {
+    expect(webhookConfig({})).toBeUndefined();
+    expect(() => webhookConfig({ "webhook-cert": "c" })).toThrow("--webhook-cert needs --webhook-listen");
+  });
+
+  it("parse listen addresses", () => {
+    expect(parseListen(":8443")).toEqual({ host: "", port: 8443 });
+    expect(parseListen("127.0.0.1:0")).toEqual({ host: "127.0.0.1", port: 0 });
+    expect(parseListen("[::1]:9443")).toEqual({ host: "::1", port: 9443 });
+    expect(() => parseListen("8443")).toThrow("ADDR:PORT");
+    expect(() => parseListen(":70000")).toThrow("ADDR:PORT");
+  });
+
+  it("give defaults and check values", () => {
+    expect(webhookConfig({ "webhook-listen": ":8443" })).toEqual({
+      host: "",
+      port: 8443,
+      path: "/mutate-pods",
+      certFile: undefined,
+      keyFile: undefined,
+      caOut: undefined,
+      native: "auto",
+      sidecar: { image: DEFAULT_IMAGE, proxyPortBase: 17001 },
+    });
+    const config = webhookConfig({
+      "webhook-listen": "127.0.0.1:0",
+      "webhook-cert": "c",
+      "webhook-key": "k",
+      "sidecar-image": "reg/mcsa:1",
+      "sidecar-pull-policy": "Never",
+      "sidecar-requests": "cpu=5m, memory=32Mi",
+      "sidecar-limits": "memory=64Mi",
+      "native-sidecar": "false",
+    });
+    expect(config?.native).toBe(false);
+    expect(config?.sidecar).toEqual({
+      image: "reg/mcsa:1",
+      imagePullPolicy: "Never",
+      proxyPortBase: 17001,
+      resources: { requests: { cpu: "5m", memory: "32Mi" }, limits: { memory: "64Mi" } },
+    });
+    expect(() => webhookConfig({ "webhook-listen": ":1", "webhook-cert": "c" })).toThrow("go together");
+    expect(() => webhookConfig({ "webhook-listen": ":1", "webhook-cert": "c", "webhook-key": "k", "webhook-ca-out": "x" })).toThrow("generated");
+    expect(() => webhookConfig({ "webhook-listen": ":1", "sidecar-pull-policy": "Sometimes" })).toThrow("Always, IfNotPresent or Never");
+    expect(() => webhookConfig({ "webhook-listen": ":1", "native-sidecar": "yes" })).toThrow("auto, true or false");
+    expect(() => webhookConfig({ "webhook-listen": ":1", "sidecar-proxy-port-base": "80" })).toThrow("1024 to 65535");
+    expect(() => webhookConfig({ "webhook-listen": ":1", "webhook-path": "mutate" })).toThrow("absolute URL path");
+    expect(() => parseResourceList("--sidecar-limits", "memory")).toThrow("NAME=QUANTITY");
+  });
+
+  it("decide native sidecars from the server version", () => {
+    expect(supportsNativeSidecars("v1.37.2")).toBe(true);
+    expect(supportsNativeSidecars("v1.29.0")).toBe(true);
+    expect(supportsNativeSidecars("v1.28.9-eks-1234")).toBe(false);
+    expect(supportsNativeSidecars("v2.0.0")).toBe(true);
+    expect(supportsNativeSidecars("unknown")).toBe(false);
+  });
+});
