@@ -1,5 +1,4 @@
 // One version for the plugin, the images and the krew manifest: package.json's.
-import { createRequire } from "node:module";
+import pkg from "../package.json" with { type: "json" };
 
-const require = createRequire(import.meta.url);
-export const VERSION_STRING: string = `v${(require("../package.json") as { version: string }).version}`;
+export const VERSION_STRING = `v${pkg.version}`;
