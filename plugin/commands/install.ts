@@ -212,6 +212,7 @@ export async function handler(args: Args): Promise<void> {
     if (webhook === undefined) plan = await planWebhookTls(await existingTls(session), webhookDnsNames());
     objects = installObjects({ ...common, webhook, tls: plan?.tls, matchConditions });
     await applyAll(api, objects);
+    await waitEstablished(session.kc, 30_000);
     if (webhook !== undefined) {
       // A webhook run elsewhere replaces the in-cluster process: two import controllers would compete.
       for (const o of uninstallOrder().slice(0, 2)) if (await remove(api, o)) removed.push(o);
@@ -222,6 +223,18 @@ export async function handler(args: Args): Promise<void> {
   if (plan !== undefined) console.log(describeTls(plan));
   for (const o of objects) console.log(`${o.kind!.toLowerCase()}/${o.metadata!.name} applied`);
   for (const o of removed) console.log(`${o.kind!.toLowerCase()}/${o.metadata!.name} deleted (the webhook runs at ${webhook!.url})`);
+}
+
+/** So that `kubectl mcsa import` right after install works: the CRD serves once Established. */
+async function waitEstablished(kc: KubeConfig, timeoutMs: number): Promise<void> {
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
+    if (crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
+    if (Date.now() > deadline) throw new UserError(`the ServiceAccountImport CRD is not Established after ${timeoutMs / 1000}s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 interface UninstallArgs extends GlobalArgs {
