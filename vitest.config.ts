@@ -9,6 +9,8 @@ export default defineConfig({
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
           environment: "node",
+          // Property tests run hundreds of cases; on 2 busy cores the 5 s default is too tight.
+          testTimeout: 30_000,
         },
       },
       {

@@ -12,6 +12,23 @@ export interface ConnectionFlags {
 /** A user error: printed as one line, exit code 1, no stack. */
 export class UserError extends Error {}
 
+/**
+ * client-node 2.0 builds a new undici Agent for every request, so every call opens (and keeps)
+ * a new TLS connection: slow, and memory grows with the request count. Reuse one per cluster and
+ * user of this KubeConfig; credentials that change (tokens) travel in headers, not in the agent.
+ */
+export function reuseConnections(kc: KubeConfig): KubeConfig {
+  const target = kc as unknown as { createDispatcher: (cluster: unknown, options: unknown) => unknown };
+  const create = target.createDispatcher.bind(kc);
+  const cache = new Map<string, unknown>();
+  target.createDispatcher = (cluster, options) => {
+    const key = JSON.stringify([kc.getCurrentContext(), (cluster as { server?: string } | null)?.server]);
+    if (!cache.has(key)) cache.set(key, create(cluster, options));
+    return cache.get(key);
+  };
+  return kc;
+}
+
 export function loadKubeConfig(flags: ConnectionFlags): KubeConfig {
   const kc = new KubeConfig();
   if (flags.kubeconfig) {
@@ -33,7 +50,7 @@ export function loadKubeConfig(flags: ConnectionFlags): KubeConfig {
   if (!kc.getCurrentCluster()) {
     throw new UserError("no current context in kubeconfig: pass --context, or set one with kubectl config use-context");
   }
-  return kc;
+  return reuseConnections(kc);
 }
 
 /** The namespace of the current context, as kubectl picks it when -n is not given. */

@@ -86,8 +86,10 @@ export class ImportController {
     );
     const seen = (obj: KubernetesObject) => {
       const sai = obj as unknown as ServiceAccountImport;
+      const previous = this.known.get(keyOf(sai));
       this.known.set(keyOf(sai), sai);
-      this.queue.add(keyOf(sai));
+      // Our own status writes come back as updates: only what the user changed needs work.
+      if (!previous || wantsWork(previous, sai)) this.queue.add(keyOf(sai));
     };
     informer.on("add", seen);
     informer.on("update", seen);
@@ -342,6 +344,16 @@ export class ImportController {
     this.revokeStarted.delete(key);
     this.failures.delete(key);
   }
+}
+
+/** Whether an update changed what the controller acts on (spec, rotation, deletion, finalizers). */
+function wantsWork(before: ServiceAccountImport, after: ServiceAccountImport): boolean {
+  return (
+    before.metadata.generation !== after.metadata.generation ||
+    before.metadata.annotations?.[ROTATE_ANNOTATION] !== after.metadata.annotations?.[ROTATE_ANNOTATION] ||
+    before.metadata.deletionTimestamp !== after.metadata.deletionTimestamp ||
+    JSON.stringify(before.metadata.finalizers) !== JSON.stringify(after.metadata.finalizers)
+  );
 }
 
 function iso(date: Date): string {

@@ -1,7 +1,7 @@
 // Calls to a remote cluster as the importer identity: mint tokens, revoke them, check health.
 // Failures are classified into the reasons an import's status reports.
 import { CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
-import { apiMessage, statusCode } from "../common/kube.ts";
+import { apiMessage, reuseConnections, statusCode } from "../common/kube.ts";
 import type { Registration } from "../common/registration.ts";
 
 export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError";
@@ -23,7 +23,7 @@ export function remoteConfig(reg: Pick<Registration, "clusterName" | "server" | 
     contexts: [{ name: reg.clusterName, cluster: reg.clusterName, user: "importer" }],
     currentContext: reg.clusterName,
   });
-  return kc;
+  return reuseConnections(kc);
 }
 
 export function classify(error: unknown, clusterName: string, what: string): RemoteFailure {

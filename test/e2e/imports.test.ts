@@ -219,7 +219,7 @@ describe("kubectl mcsa bootstrap and import", () => {
   });
 
   it("removes: the import's tokens are rejected by cluster2 within seconds, and its grant is gone", async () => {
-    const { contents, secret } = await importSecret(NAME);
+    const { secret } = await importSecret(NAME);
     const tokens = [...tokensOf.get(NAME)!];
     expect(tokens.length).toBeGreaterThanOrEqual(2);
     const removed = await mcsa("remove", NAME, "--context", "cluster1", "--timeout", "30s");
