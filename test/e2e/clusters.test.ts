@@ -1,29 +1,17 @@
 // The local clusters are real, independent Kubernetes API servers.
-import { CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { describe, expect, inject, it } from "vitest";
-import { adminConfig, cluster, kubectl, statusOf, tokenConfig, uniqueName } from "./support/kube.ts";
+import { adminConfig, cluster, createPodReader, kubectl, statusOf, tokenConfig, uniqueName } from "./support/kube.ts";
+import { eventually } from "./support/processes.ts";
 
 const state = inject("clusters");
 
 describe("local clusters", () => {
   it("issue a short-lived TokenRequest token that RBAC limits and only its own cluster accepts", async () => {
     const core2 = adminConfig(state, "cluster2").makeApiClient(CoreV1Api);
-    const rbac2 = adminConfig(state, "cluster2").makeApiClient(RbacAuthorizationV1Api);
     const namespace = "default";
     const sa = uniqueName("pod-lister");
-    await core2.createNamespacedServiceAccount({ namespace, body: { metadata: { name: sa } } });
-    await rbac2.createNamespacedRole({
-      namespace,
-      body: { metadata: { name: sa }, rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list"] }] },
-    });
-    await rbac2.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: sa },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: sa },
-        subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
-      },
-    });
+    await createPodReader(state, "cluster2", namespace, sa, ["list"]);
 
     const tr = await core2.createNamespacedServiceAccountToken({
       name: sa,
@@ -51,6 +39,25 @@ describe("local clusters", () => {
     await core1.createNamespacedConfigMap({ namespace: "default", body: { metadata: { name }, data: { a: "b" } } });
     expect(await statusOf(core1.readNamespacedConfigMap({ name, namespace: "default" }))).toBe(200);
     expect(await statusOf(core2.readNamespacedConfigMap({ name, namespace: "default" }))).toBe(404);
+  });
+
+  it("garbage-collect dependents of a deleted owner (kube-controller-manager runs)", async () => {
+    const core1 = adminConfig(state, "cluster1").makeApiClient(CoreV1Api);
+    const owner = await core1.createNamespacedConfigMap({ namespace: "default", body: { metadata: { name: uniqueName("owner") } } });
+    const dependent = uniqueName("dependent");
+    await core1.createNamespacedConfigMap({
+      namespace: "default",
+      body: {
+        metadata: {
+          name: dependent,
+          ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name: owner.metadata!.name!, uid: owner.metadata!.uid! }],
+        },
+      },
+    });
+    await core1.deleteNamespacedConfigMap({ name: owner.metadata!.name!, namespace: "default" });
+    await eventually("the dependent ConfigMap to be garbage-collected", async () =>
+      (await statusOf(core1.readNamespacedConfigMap({ name: dependent, namespace: "default" }))) === 404 ? true : undefined,
+    30_000);
   });
 
   it("serve the built kubectl through the run's kubeconfig, one context per cluster", async () => {

@@ -11,7 +11,7 @@ import { parseImportSecret } from "../../common/import-secret.ts";
 import { registrationSecretName } from "../../common/registration.ts";
 import { restartApiserver, stopApiserver } from "../clusters/cluster.ts";
 import { applyAsAdmin, controllerKubeconfig, installController, serviceAccountKubeconfig } from "./support/install.ts";
-import { adminConfig, cluster, kubectl, statusOf, tokenConfig } from "./support/kube.ts";
+import { adminConfig, cluster, createPodReader, kubectl, statusOf, tokenConfig } from "./support/kube.ts";
 import { Background, type RunResult, eventually, runNode } from "./support/processes.ts";
 
 const state = inject("clusters");
@@ -51,18 +51,7 @@ function readyReason(name: string, reason: string, timeoutMs = 30_000) {
   }, timeoutMs);
 }
 
-async function createPodLister(name: string, verbs = ["list", "get", "watch"]): Promise<void> {
-  await core2.createNamespacedServiceAccount({ namespace: "default", body: { metadata: { name } } });
-  await rbac2.createNamespacedRole({ namespace: "default", body: { metadata: { name }, rules: [{ apiGroups: [""], resources: ["pods"], verbs }] } });
-  await rbac2.createNamespacedRoleBinding({
-    namespace: "default",
-    body: {
-      metadata: { name },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
-      subjects: [{ kind: "ServiceAccount", name, namespace: "default" }],
-    },
-  });
-}
+const createPodLister = (name: string, verbs?: string[]) => createPodReader(state, "cluster2", "default", name, verbs);
 
 const tmp = mkdtempSync(join(tmpdir(), "mcsa-imports-"));
 function file(name: string, content: string): string {

@@ -1,7 +1,7 @@
 // Clients for the e2e clusters: as their admin (from the run's kubeconfig) or with a bearer token.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { ApiException, KubeConfig } from "@kubernetes/client-node";
+import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import type { ClustersState } from "../../clusters/clusters.ts";
 import type { ClusterInfo } from "../../clusters/cluster.ts";
 
@@ -59,4 +59,26 @@ export async function kubectl(
 /** A name unique to this test run, so tests never see each other's objects. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
+}
+
+/** A service account that may only do verbs on pods in its namespace: the story's pod-lister. */
+export async function createPodReader(
+  state: ClustersState,
+  context: string,
+  namespace: string,
+  name: string,
+  verbs: string[] = ["get", "list", "watch"],
+): Promise<void> {
+  const kc = adminConfig(state, context);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
+  await rbac.createNamespacedRole({ namespace, body: { metadata: { name }, rules: [{ apiGroups: [""], resources: ["pods"], verbs }] } });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+      subjects: [{ kind: "ServiceAccount", name, namespace }],
+    },
+  });
 }
