@@ -57,6 +57,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  // Exit even if a stray handle (a half-closed socket) would keep the event loop alive.
-  process.exit(await main(process.argv.slice(2)));
+  // Exit even if a stray handle (a half-closed socket) would keep the event loop alive. No
+  // top-level await: the module stays bundleable to CommonJS (see docs/sidecar.md, memory).
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -78,8 +78,12 @@ export interface RunningSidecar {
 }
 
 /** Starts `node sidecar/main.ts args` and waits until /readyz answers 200. */
-export async function startSidecar(args: string[], healthPort: number, options: { readyTimeoutMs?: number; waitReady?: boolean } = {}): Promise<RunningSidecar> {
-  const child = spawn(process.execPath, [SIDECAR_MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export async function startSidecar(
+  args: string[],
+  healthPort: number,
+  options: { readyTimeoutMs?: number; waitReady?: boolean; main?: string } = {},
+): Promise<RunningSidecar> {
+  const child = spawn(process.execPath, [options.main ?? SIDECAR_MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const logs: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
     let partial = "";
