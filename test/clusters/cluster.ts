@@ -7,7 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { createCA, createSigningKey, issue } from "../../common/pki.ts";
 import type { Binaries } from "./binaries.ts";
 import { kubeconfigFor } from "./kubeconfig.ts";
-import { freePort, isRunning, logTail, startDetached, stopProcess } from "./processes.ts";
+import { freePort, isRunning, logTail, processesUsing, startDetached, stopProcess } from "./processes.ts";
 
 export interface ClusterInfo {
   name: string;
@@ -153,9 +153,13 @@ export async function stopCluster(info: ClusterInfo): Promise<void> {
   await stopProcess(info.etcd.pid, info.etcd.binary);
 }
 
-/** Stops only the API server, keeping etcd and its data: the remote API is "down". */
+/**
+ * Stops only the API server, keeping etcd and its data: the remote API is "down". Found by its
+ * arguments, not only its recorded pid: another test file's copy of the state may have restarted it.
+ */
 export async function stopApiserver(info: ClusterInfo): Promise<void> {
-  await stopProcess(info.apiserver.pid, info.apiserver.binary);
+  const running = processesUsing(`${info.dir}/`, [info.apiserver.binary]);
+  await Promise.all([info.apiserver, ...running].map((p) => stopProcess(p.pid, info.apiserver.binary)));
 }
 
 /** Starts the API server again on the same port, with the same keys and data. */
