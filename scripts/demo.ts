@@ -1,6 +1,7 @@
 // npm run demo: the whole story on two clusters. By default it starts two local clusters (real
 // etcd + kube-apiserver), runs the in-cluster process locally, bootstraps cluster2 -> cluster1,
-// imports pod-lister and lists cluster2's pods with the imported identity; then cleans up.
+// imports pod-lister, admits the original README's annotated pod (the webhook injects the
+// sidecar), runs that sidecar as injected, and lists cluster2's pods through it; then cleans up.
 //   --keep                       leave the clusters and the controller's state up, and say how to stop them
 //   --kubeconfig F --local-context A --remote-context B   use two existing clusters instead
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -108,9 +109,12 @@ async function main(): Promise<void> {
       { mode: 0o600 },
     );
     const controllerLog = join(work, "controller.log");
-    const manager = spawn(process.execPath, [join(ROOT, "controller/main.ts"), "--kubeconfig", controllerConfig, "--cluster-check-interval", "5s"], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const webhookCA = join(work, "webhook-ca.pem");
+    const manager = spawn(
+      process.execPath,
+      [join(ROOT, "controller/main.ts"), "--kubeconfig", controllerConfig, "--cluster-check-interval", "5s", "--webhook-listen", "127.0.0.1:0", "--webhook-ca-out", webhookCA],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     children.push(manager);
     const logLines: string[] = [];
     const logFile = createWriteStream(controllerLog);
@@ -121,14 +125,17 @@ async function main(): Promise<void> {
     await new Promise<void>((ready, fail) => {
       const timer = setTimeout(() => fail(new Error(`the controller did not start in 30s:\n${logLines.join("")}`)), 30_000);
       manager.stderr!.on("data", () => {
-        if (logLines.join("").includes("import controller started")) {
+        const text = logLines.join("");
+        if (text.includes("import controller started") && text.includes('"msg":"webhook listening"')) {
           clearTimeout(timer);
           ready();
         }
       });
       manager.on("exit", (code) => fail(new Error(`the controller exited (${code}):\n${logLines.join("")}`)));
     });
-    console.log(`  controller running (pid ${manager.pid}); its JSON logs go to ${controllerLog}${values.keep ? "" : " (removed at the end)"}`);
+    const webhookUrl = /"msg":"webhook listening"[^\n]*"url":"([^"]+)"/.exec(logLines.join(""))![1]!;
+    console.log(`  controller and webhook running (pid ${manager.pid}), webhook at ${webhookUrl}; JSON logs: ${controllerLog}${values.keep ? "" : " (removed at the end)"}`);
+    show(["mcsa", "install", ...flags, "--context", local, "--webhook-url", webhookUrl, "--webhook-ca-file", webhookCA]);
 
     step(`Bootstrap: let ${local}'s controller import from ${remote}`);
     show(["mcsa", "bootstrap", ...flags, "--from", remote, "--to", local, "--name", "cluster2"]);
@@ -174,8 +181,85 @@ async function main(): Promise<void> {
     console.log(`  ${forbidden.stderr.trim()}`);
     if (forbidden.status === 0) throw new Error("the imported identity could read secrets: least privilege is broken");
 
+    step(`Admit the original README's annotated pod in ${local}: the webhook injects the sidecar`);
+    show([kubectl, ...flags, "--context", local, "label", "namespace", "default", "multicluster-service-account=enabled", "--overwrite"], { kubectl });
+    const podFile = join(work, "pod.yaml");
+    writeFileSync(
+      podFile,
+      [
+        "apiVersion: v1",
+        "kind: Pod",
+        "metadata:",
+        "  name: multicluster-client",
+        "  annotations:",
+        `    multicluster.admiralty.io/service-account-import.name: ${IMPORT}`,
+        "spec:",
+        "  restartPolicy: Never",
+        "  containers:",
+        "  - name: multicluster-client",
+        "    image: quay.io/admiralty/multicluster-service-account-example-multicluster-client:latest",
+      ].join("\n"),
+    );
+    // The API server loads webhook configurations through an informer: wait until ours intercepts.
+    const core1 = kc(local).makeApiClient(CoreV1Api);
+    const probeDeadline = Date.now() + 30_000;
+    for (;;) {
+      const probe = await core1.createNamespacedPod({
+        namespace: "default",
+        dryRun: "All",
+        body: { metadata: { name: "probe", annotations: { "multicluster.admiralty.io/service-account-import.name": IMPORT } }, spec: { containers: [{ name: "c", image: "x" }] } },
+      });
+      if (probe.spec?.initContainers?.length) break;
+      if (Date.now() > probeDeadline) throw new Error("the webhook did not intercept pod creation within 30s");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    show([kubectl, ...flags, "--context", local, "apply", "-f", podFile], { kubectl });
+    show(
+      [kubectl, ...flags, "--context", local, "get", "pod", "multicluster-client", "-o",
+        "jsonpath={range .spec.initContainers[*]}init container {.name} (restartPolicy {.restartPolicy}){\"\\n\"}{end}{range .spec.containers[*]}container {.name}: {range .env[*]}{.name}={.value} {end}{\"\\n\"}{end}"],
+      { kubectl },
+    );
+
+    step("Run the pod's sidecar as the webhook injected it (no kubelet here: a local process with kubelet's volume layout)");
+    const sidecarDir = join(work, "pod");
+    const sidecar = spawn(process.execPath, [join(ROOT, "sidecar/local.ts"), ...flags, "--context", local, "-n", "default", "multicluster-client", "--dir", sidecarDir], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.push(sidecar);
+    const sidecarOut: string[] = [];
+    sidecar.stdout!.on("data", (d: Buffer) => sidecarOut.push(d.toString()));
+    sidecar.stderr!.on("data", (d: Buffer) => sidecarOut.push(d.toString()));
+    const sidecarDeadline = Date.now() + 60_000;
+    while (!/is ready/.test(sidecarOut.join(""))) {
+      if (sidecar.exitCode !== null || Date.now() > sidecarDeadline) throw new Error(`the sidecar did not become ready:\n${sidecarOut.join("")}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const ready = sidecarOut.join("");
+    console.log(ready.split("\n").filter((l) => !l.startsWith("{") && /is ready|KUBECONFIG=|import |files:/.test(l)).map((l) => `  ${l.trim()}`).join("\n"));
+    const podKubeconfig = /KUBECONFIG=(\S+)/.exec(ready)![1]!;
+    const proxyUrl = /import \S+: (http:\/\/127\.0\.0\.1:\d+)/.exec(ready)![1]!;
+
+    step(`List ${remote}'s pods three ways, as the app in the pod would`);
+    console.log("  a) kubectl with the pod's KUBECONFIG (tokenFile: re-read on every rotation)");
+    show([kubectl, "--kubeconfig", podKubeconfig, "get", "pods", "-n", "default"], { kubectl });
+    console.log("  b) kubectl through the pod's local proxy, with no credentials at all");
+    show([kubectl, "--server", proxyUrl, "get", "pods", "-n", "default"], { kubectl });
+    console.log("  c) a tiny Node app that only knows the proxy URL from its environment");
+    const app = [
+      "const url = process.env.MCSA_CLUSTER2_DEFAULT_POD_LISTER_URL;",
+      "const res = await fetch(`${url}/api/v1/namespaces/default/pods`);",
+      "const list = await res.json();",
+      "console.log(`GET ${url}/api/v1/namespaces/default/pods -> ${res.status}: ${list.items.map((p) => p.metadata.name).join(', ')}`);",
+    ].join(" ");
+    const appRun = spawnSync(process.execPath, ["--input-type=module", "-e", app], {
+      encoding: "utf8",
+      env: { ...process.env, MCSA_CLUSTER2_DEFAULT_POD_LISTER_URL: proxyUrl },
+    });
+    if (appRun.status !== 0) throw new Error(`the app failed: ${appRun.stderr}`);
+    console.log(`  ${appRun.stdout.trim()}`);
+
     step("Summary");
-    console.log(`  ${remote}'s pods listed from ${local}'s import: ${listing.trim().split("\n").length - 1} pod(s)`);
+    console.log(`  ${remote}'s pods listed from ${local}'s import: ${listing.trim().split("\n").length - 1} pod(s), four ways (import kubeconfig, pod kubeconfig, proxy, app)`);
     console.log(`  token: short-lived (1h), bound to a grant in ${remote}, renewed by the controller at ~80% of its life`);
     console.log(`  done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     if (values.keep && state) {
