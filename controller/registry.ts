@@ -1,7 +1,7 @@
 // The remote clusters this cluster imports from, as registered by `kubectl mcsa bootstrap`:
 // watches their registration Secrets, keeps the importer identity's token fresh, and checks
 // each cluster's health so that imports report RemoteUnreachable while it is down.
-import { CoreV1Api, type KubeConfig, type V1Secret, makeInformer } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, PatchStrategy, type V1Secret, makeInformer, setHeaderOptions } from "@kubernetes/client-node";
 import { SYSTEM_NAMESPACE } from "../common/api.ts";
 import { tokenExpiry } from "../common/import-secret.ts";
 import { apiMessage } from "../common/kube.ts";
@@ -132,11 +132,14 @@ export class ClusterRegistry {
         expirationSeconds: IDENTITY_TOKEN_SECONDS,
         anchor: importer.serviceAccount,
       });
-      await this.kc.makeApiClient(CoreV1Api).patchNamespacedSecret({
-        name: cluster.secretName,
-        namespace: SYSTEM_NAMESPACE,
-        body: { data: { token: Buffer.from(minted.token).toString("base64") } },
-      });
+      await this.kc.makeApiClient(CoreV1Api).patchNamespacedSecret(
+        {
+          name: cluster.secretName,
+          namespace: SYSTEM_NAMESPACE,
+          body: { data: { token: Buffer.from(minted.token).toString("base64") } },
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
       this.renewFailures.delete(name);
       this.log.info("renewed the importer identity's token", { cluster: name, expires: minted.expiresAt.toISOString() });
     } catch (error) {
