@@ -24,7 +24,7 @@ export function cacheDir(): string {
 }
 
 /** The version a tools/ module requires of a module, read from its go.mod. */
-function requiredVersion(moduleDir: string, modulePath: string): string {
+export function requiredVersion(moduleDir: string, modulePath: string): string {
   const gomod = readFileSync(join(TOOLS_DIR, moduleDir, "go.mod"), "utf8");
   const escaped = modulePath.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
   const match = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, "m").exec(gomod);
@@ -32,7 +32,7 @@ function requiredVersion(moduleDir: string, modulePath: string): string {
   return match[1];
 }
 
-interface BuildTarget {
+export interface BuildTarget {
   moduleDir: string;
   ldflags: string;
   dir: string;
@@ -101,7 +101,7 @@ function kubernetesLdflags(version: string): string {
     .join(" ");
 }
 
-function findGo(): string {
+export function findGo(): string {
   for (const candidate of ["go", "/usr/local/go/bin/go"]) {
     const r = spawnSync(candidate, ["version"], { encoding: "utf8" });
     if (r.status === 0) return candidate;
@@ -112,7 +112,7 @@ function findGo(): string {
   );
 }
 
-async function build(go: string, target: BuildTarget, log: (line: string) => void): Promise<void> {
+export async function build(go: string, target: BuildTarget, log: (line: string) => void): Promise<void> {
   if (target.outputs.every((o) => existsSync(join(target.dir, o)))) return;
   const tmp = `${target.dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
