@@ -4,7 +4,7 @@
 // process generates the load from core 1. The webhook uses an in-memory Lookup (no API server):
 // the figures are the webhook's own cost (TLS, HTTP, parse, mutate, diff, log), not the cluster's.
 //
-//   npm run bench:webhook -- [--requests 20000] [--warmup 2000] [--concurrency 1,16]
+//   npm run bench:webhook -- [--requests 20000] [--warmup 2000] [--concurrency 1,16] [--rounds 10]
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:https";
@@ -141,6 +141,7 @@ async function main(): Promise<void> {
       requests: { type: "string", default: "20000" },
       warmup: { type: "string", default: "2000" },
       concurrency: { type: "string", default: "1,16" },
+      rounds: { type: "string", default: "10" },
     },
   });
   if (values.serve) return serve(values.serve, values.dir!);
@@ -148,8 +149,9 @@ async function main(): Promise<void> {
   const requests = Number(values.requests);
   const warmup = Number(values.warmup);
   const levels = values.concurrency!.split(",").map(Number);
-  if (!(requests > 0 && requests <= 1_000_000) || !(warmup >= 0) || levels.some((c) => !(c >= 1 && c <= 256))) {
-    throw new Error("--requests 1..1000000, --warmup >= 0, --concurrency a list of 1..256");
+  const rounds = Number(values.rounds);
+  if (!(requests > 0 && requests <= 1_000_000) || !(warmup >= 0) || levels.some((c) => !(c >= 1 && c <= 256)) || !(rounds >= 1 && rounds <= 100)) {
+    throw new Error("--requests 1..1000000, --warmup >= 0, --concurrency a list of 1..256, --rounds 1..100");
   }
   let pinned = false;
   if (cpus().length >= 2) {
@@ -188,27 +190,46 @@ async function main(): Promise<void> {
   ];
 
   console.log(
-    `webhook benchmark: ${requests} requests per run after ${warmup} warm-up, review body ${patched.length} bytes, ` +
+    `webhook benchmark: ${requests} requests per scenario and concurrency in ${rounds} interleaved rounds, after ${warmup} warm-up, review body ${patched.length} bytes, ` +
       `servers ${pinned ? "pinned to core 0, load from core 1" : "NOT pinned (taskset unavailable or one core)"}, Node ${process.version}`,
   );
+  // All servers up at once, scenarios interleaved in rounds: a machine whose load changes during
+  // the run (other work on the second core) then weighs on every scenario alike.
+  const servers = new Map<string, { child: ChildProcess; port: number }>();
   const results: Result[] = [];
   try {
-    for (const scenario of scenarios) {
-      const { child, port } = await startServer(scenario.server, dir, pinned);
-      try {
-        for (const concurrency of levels) {
-          await load(port, ca.cert, scenario.body, warmup, concurrency, scenario.check);
-          const { latencies, seconds } = await load(port, ca.cert, scenario.body, requests, concurrency, scenario.check);
-          latencies.sort((a, b) => a - b);
-          const result = { scenario: scenario.name, concurrency, requests, perSecond: requests / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
-          results.push(result);
-          console.log(`  ${result.scenario} @${concurrency}: ${result.perSecond.toFixed(0)}/s, p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms`);
+    for (const kind of new Set(scenarios.map((s) => s.server))) servers.set(kind, await startServer(kind, dir, pinned));
+    for (const concurrency of levels) {
+      const samples = scenarios.map(() => ({ latencies: [] as number[], seconds: 0 }));
+      for (const [i, scenario] of scenarios.entries()) {
+        await load(servers.get(scenario.server)!.port, ca.cert, scenario.body, warmup, concurrency, scenario.check);
+        samples[i]!.latencies.length = 0;
+      }
+      const perRound = Math.ceil(requests / rounds);
+      for (let round = 0; round < rounds; round++) {
+        for (const [i, scenario] of scenarios.entries()) {
+          const { latencies, seconds } = await load(servers.get(scenario.server)!.port, ca.cert, scenario.body, perRound, concurrency, scenario.check);
+          samples[i]!.latencies.push(...latencies);
+          samples[i]!.seconds += seconds;
         }
-      } finally {
-        child.kill("SIGTERM");
+      }
+      for (const [i, scenario] of scenarios.entries()) {
+        const { latencies, seconds } = samples[i]!;
+        latencies.sort((a, b) => a - b);
+        const result = {
+          scenario: scenario.name,
+          concurrency,
+          requests: latencies.length,
+          perSecond: latencies.length / seconds,
+          p50: percentile(latencies, 50),
+          p99: percentile(latencies, 99),
+        };
+        results.push(result);
+        console.log(`  ${result.scenario} @${concurrency}: ${result.perSecond.toFixed(0)}/s, p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms`);
       }
     }
   } finally {
+    for (const { child } of servers.values()) child.kill("SIGTERM");
     rmSync(dir, { recursive: true, force: true });
   }
 
