@@ -81,9 +81,9 @@ export interface RunningSidecar {
 export async function startSidecar(
   args: string[],
   healthPort: number,
-  options: { readyTimeoutMs?: number; waitReady?: boolean; main?: string } = {},
+  options: { readyTimeoutMs?: number; waitReady?: boolean; main?: string; nodeArgs?: string[] } = {},
 ): Promise<RunningSidecar> {
-  const child = spawn(process.execPath, [options.main ?? SIDECAR_MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.main ?? SIDECAR_MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const logs: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
     let partial = "";
