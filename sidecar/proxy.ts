@@ -187,10 +187,14 @@ export class ImportProxy {
     }
   }
 
-  /** Fails the request if the TCP and TLS handshakes take too long (a black-holed remote). */
+  /**
+   * New connections: no Nagle (a request body's last chunk must not wait for the ACK of the one
+   * before), and a failure if the TCP and TLS handshakes take too long (a black-holed remote).
+   */
   #connectTimeout(up: ReturnType<typeof httpsRequest>): void {
     up.once("socket", (socket: Socket) => {
       if (!socket.connecting) return;
+      socket.setNoDelay(true);
       const timer = setTimeout(() => up.destroy(new Error(`no connection after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
       const clear = () => clearTimeout(timer);
       socket.once("secureConnect", clear);

@@ -268,6 +268,13 @@ describe("the sidecar against a real cluster", () => {
     for (const token of mintedTokens) expect(logs).not.toContain(token);
     expect(logs).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
   });
+
+  it("exits with code 0 on SIGTERM, its ports closed", async () => {
+    expect(await sidecar.stop()).toBe(0);
+    expect(sidecar.logs.join("\n")).toContain('"msg":"stopped"');
+    await expect(httpCall(proxyPort, "/api", { timeoutMs: 1_000 })).rejects.toThrow(/ECONNREFUSED/);
+    await expect(httpCall(healthPort, "/healthz", { timeoutMs: 1_000 })).rejects.toThrow(/ECONNREFUSED/);
+  });
 });
 
 describe("npm run sidecar-local", () => {
