@@ -1,3 +1,7 @@
+#!/usr/bin/env -S node --max-semi-space-size=1
+// (The hashbang is what the image runs, as the bundle keeps it: a 1 MiB young generation keeps
+// garbage Buffers from piling up under load, see docs/benchmarks.md "Sidecar proxy".)
+//
 // mcsa-sidecar: keeps each import's token files and kubeconfigs fresh for the app containers of
 // its pod and serves a local authenticating proxy per import. See docs/sidecar.md.
 //

@@ -81,9 +81,11 @@ export interface RunningSidecar {
 export async function startSidecar(
   args: string[],
   healthPort: number,
-  options: { readyTimeoutMs?: number; waitReady?: boolean; main?: string; nodeArgs?: string[] } = {},
+  /** command: an executable to run instead of `node sidecar/main.ts` (a bundle, run by its hashbang). */
+  options: { readyTimeoutMs?: number; waitReady?: boolean; command?: string } = {},
 ): Promise<RunningSidecar> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.main ?? SIDECAR_MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const [file, fileArgs] = options.command ? [options.command, args] : [process.execPath, [SIDECAR_MAIN, ...args]];
+  const child = spawn(file, fileArgs, { stdio: ["ignore", "pipe", "pipe"] });
   const logs: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
     let partial = "";
