@@ -14,6 +14,7 @@
 //   npm run package                                   all five platforms
 //   npm run package -- --platform linux/amd64         only some (repeat the flag)
 //   npm run package -- --bundles-only                 only the three bundles
+//   npm run package -- --no-code-cache                without V8's code cache: reproducible bytes
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -248,9 +249,16 @@ export async function ensureNode(platform: Platform, log: (line: string) => void
  * a copy of the given Node binary (ELF, Mach-O or PE, whatever the host). The blob must come from
  * the same Node version as the binary, so this runs on the pinned Node. V8's code cache (parsed
  * bytecode, about a third less startup time) is only valid for the host's own platform: other
- * platforms' binaries compile the script at each start.
+ * platforms' binaries compile the script at each start. The code cache differs from build to
+ * build; without it (codeCache false) the same inputs give the same bytes on every platform.
  */
-export async function buildBinary(platform: Platform, script: string, outFile: string, log: (line: string) => void = () => {}): Promise<void> {
+export async function buildBinary(
+  platform: Platform,
+  script: string,
+  outFile: string,
+  log: (line: string) => void = () => {},
+  codeCache = true,
+): Promise<void> {
   const version = nodeVersion();
   if (process.version !== `v${version}`) {
     throw new Error(`building the binaries needs Node v${version} (package.json's pinned node), not ${process.version}: run it with npm run package`);
@@ -266,7 +274,7 @@ export async function buildBinary(platform: Platform, script: string, outFile: s
       output: outFile,
       disableExperimentalSEAWarning: true,
       useSnapshot: false,
-      useCodeCache: host !== undefined && platformId(host) === platformId(platform),
+      useCodeCache: codeCache && host !== undefined && platformId(host) === platformId(platform),
     };
     const configFile = join(work, "sea-config.json");
     writeFileSync(configFile, JSON.stringify(config, null, 2));
@@ -287,7 +295,7 @@ function mkdtempIn(parent: string, prefix: string): string {
 
 // ---------------------------------------------------------------------------------------------
 // Archives: written here, byte for byte the same for the same inputs (fixed times and owners), so
-// that a rebuild of the same commit gives the same sums.
+// that a rebuild of the same commit gives the same sums (with --no-code-cache: see buildBinary).
 
 export interface ArchiveEntry {
   name: string;
@@ -430,6 +438,8 @@ export interface PackageOptions {
   platforms?: readonly Platform[];
   outDir?: string;
   log?: (line: string) => void;
+  /** V8's code cache in the host platform's binary (default true): faster start, not reproducible. */
+  codeCache?: boolean;
 }
 
 /** Bundles, binaries, archives, sums and the filled krew manifest. */
@@ -451,7 +461,7 @@ export async function packageAll(options: PackageOptions = {}): Promise<PackageR
   for (const platform of platforms) {
     const t0 = Date.now();
     const binary = join(outDir, "bin", `${platform.os}_${platform.arch}`, binaryName(platform));
-    await buildBinary(platform, bundles.plugin, binary, log);
+    await buildBinary(platform, bundles.plugin, binary, log, options.codeCache ?? true);
     const data = readFileSync(binary);
     const entries: ArchiveEntry[] = [
       { name: binaryName(platform), data, mode: 0o755 },
@@ -495,11 +505,12 @@ if (import.meta.main) {
     options: {
       platform: { type: "string", multiple: true },
       "bundles-only": { type: "boolean", default: false },
+      "no-code-cache": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    console.log(`usage: npm run package [-- --platform OS/ARCH ...] [--bundles-only]\nplatforms: ${PLATFORMS.map(platformId).join(", ")}`);
+    console.log(`usage: npm run package [-- --platform OS/ARCH ...] [--bundles-only] [--no-code-cache]\nplatforms: ${PLATFORMS.map(platformId).join(", ")}`);
     process.exit(0);
   }
   const selected = (values.platform ?? []).map((id) => {
@@ -511,6 +522,6 @@ if (import.meta.main) {
     const b = await bundle();
     console.error(`bundled ${[b.plugin, b.manager, b.sidecar].map((f) => relative(ROOT, f)).join(", ")}`);
   } else {
-    await packageAll(selected.length > 0 ? { platforms: selected } : {});
+    await packageAll({ ...(selected.length > 0 ? { platforms: selected } : {}), codeCache: !values["no-code-cache"] });
   }
 }

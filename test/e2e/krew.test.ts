@@ -133,6 +133,20 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
     }
   }, 180_000);
 
+  // A cross-built binary runs where an emulator is at hand (Debian: qemu-user, libc6-arm64-cross,
+  // libstdc++6-arm64-cross, libatomic1-arm64-cross); skipped elsewhere, and before npm run package.
+  const arm64 = join(DIST, "bin", "linux_arm64", "kubectl-mcsa");
+  const arm64Sysroot = "/usr/aarch64-linux-gnu";
+  it.skipIf(!existsSync("/usr/bin/qemu-aarch64") || !existsSync(join(arm64Sysroot, "lib", "libatomic.so.1")) || !existsSync(arm64))(
+    "runs the linux-arm64 binary under qemu-user",
+    async () => {
+      const result = await run("/usr/bin/qemu-aarch64", ["-L", arm64Sysroot, arm64, "version"], {}, 120_000);
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(result.stdout.trim()).toBe(`kubectl-mcsa ${version}`);
+    },
+    150_000,
+  );
+
   describe("the binary against the local clusters", () => {
     const mcsa = (...args: string[]) => run(binary, ["--kubeconfig", state.kubeconfig, ...args]);
 
