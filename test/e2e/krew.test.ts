@@ -5,12 +5,12 @@
 // or older than the sources (npm run package builds all five).
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { ApiextensionsV1Api } from "@kubernetes/client-node";
 import { loadAll, load as loadYaml } from "js-yaml";
-import { beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CRD_NAME } from "../../common/api.ts";
 import { DEFAULT_IMAGE } from "../../common/manifests.ts";
 import { DIST, PLATFORMS, type Platform, archiveName, binaryName, hostPlatform, isPackaged, packageAll, parseSums, platformId } from "../../scripts/package.ts";
@@ -51,6 +51,13 @@ let krew: KrewBinaries;
 let binary: string;
 /** A directory with kubectl-krew, for kubectl to find krew as a plugin. */
 let krewPluginDir: string;
+/** Temporary directories to remove at the end (each krew root holds a ~150 MB binary). */
+const temporary: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+};
 
 describe.skipIf(host === undefined)("the krew manifest and the plugin binary", () => {
   beforeAll(async () => {
@@ -59,9 +66,12 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
     krew = await ensureKrew(log);
     if (!isPackaged(platform)) await packageAll({ platforms: [platform], log });
     binary = join(DIST, "bin", `${platform.os}_${platform.arch}`, binaryName(platform));
-    krewPluginDir = mkdtempSync(join(tmpdir(), "mcsa-krew-plugin-"));
+    krewPluginDir = tempDir("mcsa-krew-plugin-");
     symlinkSync(krew.krew, join(krewPluginDir, "kubectl-krew"));
   }, 900_000);
+  afterAll(() => {
+    for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
+  });
 
   /** Runs the built kubectl with krew and the KREW_ROOT's plugins on PATH. */
   const kubectlWithKrew = (krewRoot: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -94,7 +104,7 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
   });
 
   it("installs with kubectl krew from the local archive, and kubectl runs kubectl mcsa", async () => {
-    const krewRoot = mkdtempSync(join(tmpdir(), "mcsa-krew-root-"));
+    const krewRoot = tempDir("mcsa-krew-root-");
     const archive = join(DIST, archiveName(host!));
     const install = await kubectlWithKrew(krewRoot, ["krew", "install", `--manifest=${manifestPath}`, `--archive=${archive}`]);
     expect(install.stderr).toContain("Installed plugin: mcsa");
@@ -124,7 +134,7 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
     for (const platform of PLATFORMS) {
       const archive = join(DIST, archiveName(platform));
       if (!existsSync(archive) || !manifest().spec.platforms.some((p) => p.uri.endsWith(`/${archiveName(platform)}`))) continue;
-      const krewRoot = mkdtempSync(join(tmpdir(), "mcsa-krew-root-"));
+      const krewRoot = tempDir("mcsa-krew-root-");
       const env = { KREW_OS: platform.os, KREW_ARCH: platform.arch };
       const install = await kubectlWithKrew(krewRoot, ["krew", "install", `--manifest=${manifestPath}`, `--archive=${archive}`], env);
       expect(install.code, `${platformId(platform)}: ${install.stderr}`).toBe(0);
