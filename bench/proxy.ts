@@ -3,6 +3,8 @@
 //
 //   npm run bench:proxy [-- --quick]
 //
+// Two sidecars: `node sidecar/main.ts` (as tests run it) and the image's bundle (scripts/package.ts).
+//
 // Starts its own local cluster (test/clusters), loopback only, fixed request counts with time
 // caps. Prints requests/s and p50/p99 latency per target, as ratios against kubectl proxy and
 // against direct calls, and RSS figures (VmRSS from /proc/<pid>/status).
@@ -17,6 +19,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { bundle } from "../scripts/package.ts";
 import { atomicWrite } from "../sidecar/kubelet-layout.ts";
 import { down, up } from "../test/clusters/clusters.ts";
 import { freePort } from "../test/clusters/processes.ts";
@@ -27,7 +30,7 @@ const NAMESPACE = "default";
 const CONFIGMAPS = 500;
 const IMPORTS = 3;
 const ROUNDS = 5;
-const JS_NODE_ARGS = ["--max-semi-space-size=1"];
+const BUNDLE = "bundle, as in the image";
 
 interface Target {
   name: string;
@@ -151,21 +154,6 @@ function startChild(command: string, args: string[]): { child: ChildProcess; sto
   return { child, stop };
 }
 
-/** The sidecar compiled by tsc (the project's own compiler) to ES module JavaScript; returns its main. */
-async function compileSidecar(): Promise<string> {
-  const repo = join(import.meta.dirname, "..");
-  const work = join(repo, ".cache", "bench-proxy");
-  await mkdir(work, { recursive: true });
-  await writeFile(
-    join(work, "tsconfig.json"),
-    JSON.stringify({ extends: "../../tsconfig.json", compilerOptions: { noEmit: false, outDir: "dist", rootDir: "../..", sourceMap: false }, include: ["../../sidecar/main.ts"] }),
-  );
-  const tsc = spawn(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "-p", join(work, "tsconfig.json")], { stdio: "inherit" });
-  const code = await new Promise((done) => tsc.once("exit", done));
-  if (code !== 0) throw new Error(`tsc exited with ${code}`);
-  return join(work, "dist", "sidecar", "main.js");
-}
-
 const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
 
 async function main(): Promise<void> {
@@ -243,9 +231,9 @@ async function main(): Promise<void> {
     const kubectlProxy = startChild(state.kubectl, ["proxy", `--port=${kubectlPort}`, "--address=127.0.0.1", `--kubeconfig=${kubeconfig}`]);
     stops.push(kubectlProxy.stop);
 
-    // The same sidecar compiled to JavaScript by tsc, with a 1 MiB young generation: what an image
-    // should run (no type stripping; garbage Buffers are reclaimed sooner, see docs/sidecar.md).
-    const compiled = await compileSidecar();
+    // The same sidecar as the image runs it: the esbuild bundle of scripts/package.ts, started
+    // through its hashbang (which asks for a 1 MiB young generation, see sidecar/main.ts).
+    const compiled = (await bundle(join(dir, "bundle"))).sidecar;
     const jsOutput = join(dir, "out-js");
     await mkdir(jsOutput);
     const jsHealth = await freePort();
@@ -254,7 +242,7 @@ async function main(): Promise<void> {
     const sidecarJs = await startSidecar(
       [`--secrets-dir=${secrets}`, `--output-dir=${jsOutput}`, `--health-port=${jsHealth}`, "--health-address=127.0.0.1", ...names.map((n, i) => `--import=${n}=${jsPorts[i]}`)],
       jsHealth,
-      { main: compiled, nodeArgs: JS_NODE_ARGS },
+      { command: compiled },
     );
     stops.push(() => sidecarJs.stop());
 
@@ -274,7 +262,7 @@ async function main(): Promise<void> {
 
     const targets = [
       httpTarget("sidecar (.ts)", ports[0] as number),
-      httpTarget("sidecar (JS, small young gen)", jsPorts[0] as number),
+      httpTarget(`sidecar (${BUNDLE})`, jsPorts[0] as number),
       httpTarget("kubectl proxy", kubectlPort),
       directTarget(info.server, info.caPem, token),
     ];
@@ -343,9 +331,9 @@ async function main(): Promise<void> {
     const over = (mib: number) => rss.floors.map((f) => `${fmt((mib / f.mib - 1) * 100, 0)}%`).join(" / ");
     for (const f of rss.floors) console.log(`| ${f.label} | ${fmt(f.mib)} |`);
     console.log(`| sidecar, ${IMPORTS} imports, idle, \`node sidecar/main.ts\` | ${fmt(rss.sidecarIdle)} (over each floor above: ${over(rss.sidecarIdle)}) |`);
-    console.log(`| sidecar, ${IMPORTS} imports, idle, compiled to JavaScript by tsc, \`${JS_NODE_ARGS.join(" ")}\` | ${fmt(rss.sidecarJsIdle)} (over each floor above: ${over(rss.sidecarJsIdle)}) |`);
+    console.log(`| sidecar, ${IMPORTS} imports, idle, ${BUNDLE} | ${fmt(rss.sidecarJsIdle)} (over each floor above: ${over(rss.sidecarJsIdle)}) |`);
     console.log(`| sidecar, peak under the load above, \`node sidecar/main.ts\` | ${fmt(rss.sidecarPeak)} (${fmt((rss.sidecarPeak / floor - 1) * 100, 0)}% over the floor) |`);
-    console.log(`| sidecar, peak under the load above, compiled, \`${JS_NODE_ARGS.join(" ")}\` | ${fmt(rss.sidecarJsPeak)} (${fmt((rss.sidecarJsPeak / floor - 1) * 100, 0)}% over the floor) |`);
+    console.log(`| sidecar, peak under the load above, ${BUNDLE} | ${fmt(rss.sidecarJsPeak)} (${fmt((rss.sidecarJsPeak / floor - 1) * 100, 0)}% over the floor) |`);
     console.log(`| kubectl proxy, idle / peak under load | ${fmt(rss.kubectlProxyIdle)} / ${fmt(rss.kubectlProxyPeak)} |`);
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
