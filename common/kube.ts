@@ -47,6 +47,10 @@ export function loadKubeConfig(flags: ConnectionFlags): KubeConfig {
     }
     kc.setCurrentContext(flags.context);
   }
+  // client-node invents a localhost:8080 context when it finds no kubeconfig at all.
+  if (!flags.kubeconfig && kc.getCurrentContext() === "loaded-context" && kc.getCurrentCluster()?.server === "http://localhost:8080") {
+    throw new UserError("no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config");
+  }
   if (!kc.getCurrentCluster()) {
     throw new UserError("no current context in kubeconfig: pass --context, or set one with kubectl config use-context");
   }

@@ -2,7 +2,6 @@
 // and its least-privilege RBAC, the in-cluster process (controller and webhook) with its Service
 // and serving certificate, and the MutatingWebhookConfiguration. `kubectl mcsa install` applies
 // them; tests apply the same.
-import { createRequire } from "node:module";
 import type {
   V1ClusterRole,
   V1ClusterRoleBinding,
@@ -29,12 +28,13 @@ import {
   SYSTEM_NAMESPACE,
   VERSION,
 } from "./api.ts";
+import pkg from "../package.json" with { type: "json" };
 
 export const CONTROLLER_SERVICE_ACCOUNT = "mcsa-controller";
 const LABELS = { "app.kubernetes.io/name": "kubectl-mcsa", "app.kubernetes.io/managed-by": "kubectl-mcsa" };
 
 /** The product's version, from package.json: the default image's tag. */
-export const PRODUCT_VERSION: string = (createRequire(import.meta.url)("../package.json") as { version: string }).version;
+export const PRODUCT_VERSION: string = pkg.version;
 /** One image holds the in-cluster process (mcsa-manager) and the sidecar (mcsa-sidecar). */
 export const DEFAULT_IMAGE = `ghcr.io/kubectl-mcsa/mcsa:v${PRODUCT_VERSION}`;
 /** The Deployment of the in-cluster process (import controller and webhook). */

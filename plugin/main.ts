@@ -34,8 +34,11 @@ const commands = [
 ] as unknown as CommandModule<GlobalArgs, GlobalArgs>[];
 
 export function cli(argv: string[]): Argv<GlobalArgs> {
+  // Completion scripts name a shell function and a command after the script: those must be the
+  // executable's name, while usage reads as kubectl users type it.
+  const completing = argv[0] === "completion" || argv.includes("--get-yargs-completions");
   return yargs(argv)
-    .scriptName("kubectl mcsa")
+    .scriptName(completing ? "kubectl-mcsa" : "kubectl mcsa")
     .usage("kubectl mcsa: multicluster service accounts.\nA pod in one cluster calls another cluster's API as an imported service account.\n\nUsage: $0 <command> [flags]")
     .option("kubeconfig", { type: "string", global: true, describe: "path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config)" })
     .option("context", { type: "string", global: true, describe: "the kubeconfig context to use" })
@@ -44,7 +47,7 @@ export function cli(argv: string[]): Argv<GlobalArgs> {
     .demandCommand(1, "name a command (kubectl mcsa --help lists them)")
     .recommendCommands()
     .strict()
-    .completion("completion", "Print a shell completion script (bash or zsh): source <(kubectl mcsa completion)")
+    .completion("completion", "Print a shell completion script for kubectl-mcsa (bash or zsh): source <(kubectl mcsa completion)")
     .help()
     .alias("help", "h")
     .version(false)

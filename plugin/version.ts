@@ -1,4 +1,4 @@
 // One version for the plugin, the images and the krew manifest: package.json's.
-import pkg from "../package.json" with { type: "json" };
+import { PRODUCT_VERSION } from "../common/manifests.ts";
 
-export const VERSION_STRING = `v${pkg.version}`;
+export const VERSION_STRING = `v${PRODUCT_VERSION}`;

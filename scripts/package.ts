@@ -93,10 +93,7 @@ export interface Bundles {
 /**
  * Source rewrites that make ESM sources behave the same inside one bundle:
  * - `import.meta.main` is true only in the entry module (every module of a bundle shares the
- *   bundle's import.meta, so left alone it would be true for any module that checks it);
- * - `createRequire(import.meta.url)(<literal>)` becomes `require(<literal>)`, which esbuild
- *   resolves from the source file at build time and inlines (a JSON file, say), where the
- *   original would look for it at run time next to the bundle.
+ *   bundle's import.meta, so left alone it would be true for any module that checks it).
  */
 function sourceShims(entry: string): esbuild.Plugin {
   return {
@@ -106,8 +103,7 @@ function sourceShims(entry: string): esbuild.Plugin {
         if (args.path.includes(`${sep}node_modules${sep}`)) return undefined;
         const source = await readFile(args.path, "utf8");
         const contents = source
-          .replaceAll("import.meta.main", String(args.path === entry))
-          .replace(/\bcreateRequire\(import\.meta\.url\)\(/g, "require(");
+          .replaceAll("import.meta.main", String(args.path === entry));
         return { contents, loader: "ts" };
       });
     },
