@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Binaries, ensureBinaries } from "./binaries.ts";
+import { type Binaries, cachedBinaries, ensureBinaries } from "./binaries.ts";
 import { type ClusterInfo, startCluster, stopCluster } from "./cluster.ts";
 import { kubeconfigFor } from "./kubeconfig.ts";
 import { isRunning, processesUsing, stopProcess } from "./processes.ts";
@@ -97,11 +97,13 @@ export async function up(options: UpOptions = {}): Promise<ClustersState> {
 export async function down(dirOption?: string): Promise<boolean> {
   const dir = resolve(dirOption ?? DEFAULT_DIR);
   const state = readState(dir);
-  if (state) {
-    await Promise.all(state.clusters.map(stopCluster));
-    // Servers restarted since the state was written (tests stop and start API servers).
-    const binaries = [state.binaries.kubeApiserver, state.binaries.kubeControllerManager, state.binaries.etcd];
-    await Promise.all(processesUsing(dir + "/", binaries).map((p) => stopProcess(p.pid, p.binary)));
+  if (state) await Promise.all(state.clusters.map(stopCluster));
+  // Also servers the state does not know: restarted since it was written (tests stop and start
+  // API servers), or started by an `up` that was interrupted before it could write the state.
+  const binaries = state?.binaries ?? cachedBinaries();
+  if (binaries) {
+    const servers = [binaries.kubeApiserver, binaries.kubeControllerManager, binaries.etcd];
+    await Promise.all(processesUsing(`${dir}/`, servers).map((p) => stopProcess(p.pid, p.binary)));
   }
   const existed = existsSync(dir);
   rmSync(dir, { recursive: true, force: true });
