@@ -1,6 +1,7 @@
 // The import Secret: written by the controller, read by the plugin (API objects, base64) and by
 // the sidecar (files of a mounted Secret volume, utf8). One format, checked the same way everywhere.
 
+import { createHash } from "node:crypto";
 // js-yaml, not @kubernetes/client-node's loadYaml: the sidecar imports this module, and loading
 // client-node costs its process about 60 MiB of resident memory (it needs only the YAML parser).
 import type { V1Secret } from "@kubernetes/client-node";
@@ -93,6 +94,17 @@ export function buildImportSecretData(input: ImportSecretInput): Record<SecretKe
 }
 
 /** A new import Secret minus its data: named after, labelled with, and owned by the import. */
+/**
+ * The original's `<import>-token-xxxxx` name, but derived from the import's uid instead of
+ * generated: a controller that fails between creating the Secret and recording its name finds it
+ * again instead of leaking another live token, and a deleted Secret comes back under the name
+ * running pods mount.
+ */
+export function importSecretName(importName: string, uid: string): string {
+  const suffix = createHash("sha256").update(uid).digest("hex").slice(0, 5);
+  return `${importName.slice(0, 253 - 12).replace(/[-.]+$/, "")}-token-${suffix}`;
+}
+
 export function importSecretSkeleton(sai: ServiceAccountImport): V1Secret & { type: "Opaque" } {
   const { name, namespace, uid } = sai.metadata;
   if (!name || !namespace || !uid) {
@@ -102,7 +114,7 @@ export function importSecretSkeleton(sai: ServiceAccountImport): V1Secret & { ty
     apiVersion: "v1",
     kind: "Secret",
     metadata: {
-      generateName: `${name}-token-`,
+      name: importSecretName(name, uid),
       namespace,
       labels: { [IMPORT_LABEL]: name },
       ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name, uid, controller: true, blockOwnerDeletion: true }],

@@ -167,9 +167,8 @@ export function controllerRbac(): {
         { apiGroups: [GROUP], resources: [PLURAL], verbs: ["get", "list", "watch", "update", "patch"] },
         { apiGroups: [GROUP], resources: [`${PLURAL}/status`, `${PLURAL}/finalizers`], verbs: ["get", "update", "patch"] },
         // Import Secrets, by name only: no list or watch of anyone's Secrets.
-        { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "update", "patch", "delete"] },
-        { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
-        { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+        { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "update", "delete"] },
+        { apiGroups: [""], resources: ["events"], verbs: ["create"] },
         { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list", "watch"] },
       ],
     },
@@ -185,7 +184,8 @@ export function controllerRbac(): {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: { name, namespace: SYSTEM_NAMESPACE, labels: LABELS },
-      rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["list", "watch"] }],
+      // patch: renewing the importer identity's token in its registration.
+      rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["list", "watch", "patch"] }],
     },
     roleBinding: {
       apiVersion: "rbac.authorization.k8s.io/v1",

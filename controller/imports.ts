@@ -22,7 +22,7 @@ import {
   readyCondition,
 } from "../common/api.ts";
 import { importGrantName } from "../common/grant.ts";
-import { buildImportSecretData, importSecretSkeleton, tokenExpiry } from "../common/import-secret.ts";
+import { buildImportSecretData, importSecretName, importSecretSkeleton, tokenExpiry } from "../common/import-secret.ts";
 import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { setCondition } from "./conditions.ts";
@@ -71,6 +71,12 @@ export class ImportController {
     this.core = kc.makeApiClient(CoreV1Api);
     this.events = new EventRecorder(kc, log);
     this.queue = new WorkQueue((key) => this.reconcile(key), options.concurrency, (key, error) => {
+      // Someone wrote the import since we read it: not a failure, just read it again.
+      if (isConflict(error)) {
+        log.debug("conflict; retrying with a fresh read", { import: key });
+        this.queue.add(key);
+        return;
+      }
       log.error("reconcile failed", { import: key, error: apiMessage(error) });
       this.retry(key);
     });
@@ -96,6 +102,8 @@ export class ImportController {
     informer.on("delete", (obj) => {
       const key = keyOf(obj as unknown as ServiceAccountImport);
       this.known.delete(key);
+      this.failures.delete(key);
+      this.revokeStarted.delete(key);
       this.queue.forget(key);
     });
     this.informer = keepRunning(informer, "service account imports", this.log);
@@ -165,7 +173,7 @@ export class ImportController {
 
     if (!needsToken) {
       if (cluster.failure) {
-        await this.setStatus(sai, { ready: false, reason: cluster.failure.reason, message: stillValid(cluster.failure.message, expiresAt) });
+        await this.setStatus(sai, { ready: usable(expiresAt), reason: cluster.failure.reason, message: stillValid(cluster.failure.message, expiresAt) });
       } else {
         await this.setStatus(sai, { ready: true, reason: "TokenIssued", message: validUntil(sai, expiresAt!) });
       }
@@ -186,8 +194,8 @@ export class ImportController {
     } catch (error) {
       if (!(error instanceof RemoteFailure)) throw error;
       const message = error.reason === "Forbidden" || error.reason === "NotFound" ? withGrantHint(error, sai) : error.message;
-      await this.setStatus(sai, { ready: false, reason: error.reason, message: stillValid(message, expiresAt) });
-      this.events.warn(sai, error.reason, message);
+      if (readyCondition(sai)?.reason !== error.reason) this.events.warn(sai, error.reason, message);
+      await this.setStatus(sai, { ready: usable(expiresAt), reason: error.reason, message: stillValid(message, expiresAt) });
       this.retry(key);
       return;
     }
@@ -220,8 +228,7 @@ export class ImportController {
   }
 
   private async currentSecret(sai: ServiceAccountImport): Promise<V1Secret | undefined> {
-    const name = sai.status?.secrets?.[0]?.name;
-    if (!name) return undefined;
+    const name = sai.status?.secrets?.[0]?.name ?? importSecretName(sai.metadata.name!, sai.metadata.uid!);
     try {
       const secret = await this.core.readNamespacedSecret({ name, namespace: sai.metadata.namespace! });
       // Only a Secret this import owns counts: never overwrite someone else's.
@@ -240,8 +247,19 @@ export class ImportController {
       const updated = await this.core.replaceNamespacedSecret({ name: existing.metadata!.name!, namespace, body: existing });
       return updated.metadata!.name!;
     }
-    const created = await this.core.createNamespacedSecret({ namespace, body: { ...importSecretSkeleton(sai), data } });
-    return created.metadata!.name!;
+    const body = { ...importSecretSkeleton(sai), data };
+    try {
+      return (await this.core.createNamespacedSecret({ namespace, body })).metadata!.name!;
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      // Created by an earlier attempt whose status write failed: ours by its name; take it over.
+      const current = await this.core.readNamespacedSecret({ name: body.metadata!.name!, namespace });
+      if (!current.metadata?.ownerReferences?.some((o) => o.uid === sai.metadata.uid)) {
+        throw new Error(`Secret ${namespace}/${body.metadata!.name} exists and is not owned by this import`, { cause: error });
+      }
+      current.data = data;
+      return (await this.core.replaceNamespacedSecret({ name: current.metadata!.name!, namespace, body: current })).metadata!.name!;
+    }
   }
 
   private async setStatus(
@@ -294,27 +312,35 @@ export class ImportController {
   private async finalize(key: string, sai: ServiceAccountImport): Promise<void> {
     if (!sai.metadata.finalizers?.includes(FINALIZER)) return;
     const cluster = this.clusters.get(sai.spec.clusterName);
-    if (cluster) {
+    // Nothing to revoke if no token was ever minted (the grant may never have existed).
+    if (cluster && sai.status?.issuedAt) {
       const anchor = importGrantName(cluster.registration.importer, sai.metadata.namespace!, sai.metadata.name!);
       try {
         await deleteAnchor(cluster.kc, sai.spec.clusterName, sai.spec.namespace, anchor);
         this.log.info("revoked the import's tokens", { import: key, cluster: sai.spec.clusterName });
       } catch (error) {
         const started = this.revokeStarted.get(key) ?? Date.now();
+        // Forbidden: our grant is gone (someone deleted it, which already revoked its anchor's
+        // tokens, or `remove --remote-context` did): nothing left that retrying could do.
+        const final = error instanceof RemoteFailure && error.reason === "Forbidden";
         this.revokeStarted.set(key, started);
         const message = apiMessage(error);
-        if (Date.now() - started < this.options.revokeTimeoutMs) {
+        if (!final && Date.now() - started < this.options.revokeTimeoutMs) {
           this.log.warn("cannot revoke the import's tokens yet; retrying", { import: key, error: message });
           this.retry(key);
           return;
         }
         const expires = sai.status?.expirationTimestamp ?? "their expiry";
-        this.events.warn(sai, "RevokeFailed", `could not revoke remotely (${message}); its tokens stay valid until ${expires}`);
+        if (final) this.log.info("the import's grant is already gone remotely", { import: key, error: message });
+        else this.events.warn(sai, "RevokeFailed", `could not revoke remotely (${message}); its tokens stay valid until ${expires}`);
       }
     }
-    for (const { name } of sai.status?.secrets ?? []) {
+    // Only Secrets this import owns (status could name any Secret): the garbage collector would
+    // remove them too, but tokens should not outlive the import by a collection cycle.
+    const owned = await this.currentSecret(sai);
+    if (owned) {
       try {
-        await this.core.deleteNamespacedSecret({ name, namespace: sai.metadata.namespace! });
+        await this.core.deleteNamespacedSecret({ name: owned.metadata!.name!, namespace: sai.metadata.namespace! });
       } catch (error) {
         if (!isNotFound(error)) throw error;
       }
@@ -362,6 +388,11 @@ function iso(date: Date): string {
 
 function validUntil(sai: ServiceAccountImport, expiresAt: Date): string {
   return `token for ${sai.spec.clusterName}/${sai.spec.namespace}/${sai.spec.name} valid until ${iso(expiresAt)}`;
+}
+
+/** A token that still has a minute to live keeps the import usable while renewal fails. */
+function usable(expiresAt: Date | undefined): boolean {
+  return expiresAt !== undefined && expiresAt.getTime() > Date.now() + 60_000;
 }
 
 function stillValid(message: string, expiresAt: Date | undefined): string {

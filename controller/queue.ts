@@ -2,6 +2,8 @@
 // it is processed runs again afterwards, and a delayed add keeps the earliest due time.
 export type Handler = (key: string) => Promise<void>;
 
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class WorkQueue {
   private readonly due = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -24,8 +26,10 @@ export class WorkQueue {
   }
 
   /** Process key after delayMs (0: now). An earlier pending time wins. */
-  add(key: string, delayMs = 0): void {
+  add(key: string, requestedDelayMs = 0): void {
     if (this.stopped) return;
+    // setTimeout fires at once past 2^31-1 ms (24.8 days): wake earlier and let the handler reschedule.
+    const delayMs = Math.min(requestedDelayMs, MAX_TIMER_MS);
     const at = Date.now() + Math.max(0, delayMs);
     const pending = this.due.get(key);
     if (pending !== undefined && pending <= at) return;

@@ -98,6 +98,9 @@ export class ClusterRegistry {
     if (changed) {
       this.log.info("cluster registered", { cluster: name, server: registration.server });
       this.onChange(name);
+    } else if (previous?.failure && !cluster.failure) {
+      // A new token (bootstrap run again) may have fixed what the imports report.
+      this.onChange(name);
     }
   }
 

@@ -79,6 +79,7 @@ export class Session {
   /** A 404 is either the import missing or the whole API (CRD) missing: say which. */
   notFound(error: unknown, name: string, namespace: string): UserError {
     const body = String((error as { body?: unknown }).body ?? "");
+    if (body.includes('"kind":"namespaces"')) return new UserError(`namespace "${namespace}" not found (context "${this.contextName}")`);
     if (body.includes(`"name":"${name}"`)) {
       return new UserError(`serviceaccountimport "${name}" not found in namespace "${namespace}" (context "${this.contextName}")`);
     }

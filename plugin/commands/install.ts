@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { ApiextensionsV1Api, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
 import { FINALIZER, CRD_NAME, SYSTEM_NAMESPACE } from "../../common/api.ts";
+import { parseDuration } from "../../common/duration.ts";
 import { UserError, isNotFound } from "../../common/kube.ts";
 import {
   CONTROLLER_SERVICE_ACCOUNT,
@@ -238,7 +239,7 @@ async function waitEstablished(kc: KubeConfig, timeoutMs: number): Promise<void>
 }
 
 interface UninstallArgs extends GlobalArgs {
-  timeout: number;
+  timeout: string;
 }
 
 async function waitGone(kc: KubeConfig, timeoutMs: number): Promise<boolean> {
@@ -261,12 +262,13 @@ export const uninstall = {
   describe: "Remove what install created: the webhook first, then the imports (their tokens revoked), the controller and the API",
   builder(y: Argv<GlobalArgs>): Argv<UninstallArgs> {
     return y.option("timeout", {
-      type: "number",
-      default: 120,
-      describe: "seconds to wait for the controller to revoke the imports' tokens and release them",
+      type: "string",
+      default: "2m",
+      describe: "how long to wait for the controller to revoke the imports' tokens and release them",
     }) as Argv<UninstallArgs>;
   },
   async handler(args: UninstallArgs): Promise<void> {
+    const timeoutSeconds = parseDuration(args.timeout);
     const session = Session.open(args);
     const api = KubernetesObjectApi.makeApiClient(session.kc);
     const say = (o: KubernetesObject) => console.log(`${o.kind!.toLowerCase()}/${o.metadata!.name} deleted`);
@@ -276,9 +278,9 @@ export const uninstall = {
       // Imports go with their CRD; the controller must still run to revoke their tokens and lift its finalizer.
       const crdRef = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: CRD_NAME } };
       if (await remove(api, crdRef)) {
-        if (!(await waitGone(session.kc, args.timeout * 1000))) {
+        if (!(await waitGone(session.kc, timeoutSeconds * 1000))) {
           throw new UserError(
-            `the ServiceAccountImport API is still being deleted after ${args.timeout}s: imports still hold the finalizer ${FINALIZER} ` +
+            `the ServiceAccountImport API is still being deleted after ${args.timeout}: imports still hold the finalizer ${FINALIZER} ` +
               `until the controller revokes their tokens. Is the controller running (kubectl -n ${SYSTEM_NAMESPACE} get deploy ${MANAGER_NAME})? ` +
               "Run uninstall again, or remove the finalizer from the remaining imports to give up revoking",
           );

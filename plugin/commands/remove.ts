@@ -34,20 +34,21 @@ export async function handler(args: Args): Promise<void> {
   const session = Session.open(args);
   const sai = await session.getImport(args.name);
   const namespace = sai.metadata.namespace!;
-  if (args["remote-context"]) {
-    const remote = Session.open(args, args["remote-context"]);
+  const remote = args["remote-context"] ? Session.open(args, args["remote-context"]) : undefined;
+  // Read what the grant is called before the import goes.
+  let grant: ReturnType<typeof importGrant> | undefined;
+  if (remote) {
     try {
       const secret = await session.core.readNamespacedSecret({ name: registrationSecretName(sai.spec.clusterName), namespace: SYSTEM_NAMESPACE });
-      const grant = importGrant({
+      grant = importGrant({
         importer: parseRegistration(secret).importer,
         localNamespace: namespace,
         importName: args.name,
         remoteNamespace: sai.spec.namespace,
         serviceAccount: sai.spec.name,
       });
-      await removeGrant(KubernetesObjectApi.makeApiClient(remote.kc), grant);
     } catch (error) {
-      if (!isNotFound(error)) throw remote.fail(error, "revoking the import's grant");
+      if (!isNotFound(error)) throw session.fail(error, `reading the registration of cluster "${sai.spec.clusterName}"`);
     }
   }
   try {
@@ -55,25 +56,38 @@ export async function handler(args: Args): Promise<void> {
   } catch (error) {
     if (!isNotFound(error)) throw session.fail(error, `deleting serviceaccountimport "${args.name}"`);
   }
+  // The controller revokes first (its finalizer), with the grant it was given; waiting for it
+  // before touching the grant ourselves keeps it able to.
+  let gone = !args.wait;
+  if (args.wait) {
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    while (!gone && Date.now() <= deadline) {
+      try {
+        await session.getImport(args.name, namespace);
+        await delay(250);
+      } catch (error) {
+        if (!(error instanceof UserError && /not found/.test(error.message))) throw error;
+        gone = true;
+      }
+    }
+  }
+  if (remote && grant) {
+    try {
+      await removeGrant(KubernetesObjectApi.makeApiClient(remote.kc), grant);
+    } catch (error) {
+      throw remote.fail(error, "deleting the import's grant");
+    }
+  }
   if (!args.wait) {
     console.log(`serviceaccountimport "${args.name}" deleting (the controller revokes its tokens first)`);
     return;
   }
-  const deadline = Date.now() + timeoutSeconds * 1000;
-  for (;;) {
-    try {
-      await session.getImport(args.name, namespace);
-    } catch (error) {
-      if (error instanceof UserError && /not found/.test(error.message)) break;
-      throw error;
-    }
-    if (Date.now() > deadline) {
-      throw new UserError(
-        `serviceaccountimport "${args.name}" is still being deleted after ${args.timeout}: the controller revokes its tokens first; ` +
-          "is it running, and can it reach the remote cluster? (kubectl mcsa describe shows why)",
-      );
-    }
-    await delay(250);
+  if (!gone) {
+    throw new UserError(
+      `serviceaccountimport "${args.name}" is still being deleted after ${args.timeout}: the controller revokes its tokens first; ` +
+        (remote ? "its grant is now deleted remotely, which revoked them; " : "") +
+        "is the controller running, and can it reach the remote cluster? (kubectl mcsa describe shows why)",
+    );
   }
   console.log(`serviceaccountimport "${args.name}" removed: its tokens are revoked and its Secret deleted`);
 }

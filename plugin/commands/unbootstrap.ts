@@ -57,12 +57,17 @@ export async function handler(args: Args): Promise<void> {
   } catch (error) {
     throw remote.fail(error, `removing ${importer.namespace}/${importer.serviceAccount}`);
   }
+  let registered = true;
   try {
     await local.core.deleteNamespacedSecret({ name: registrationSecretName(name), namespace: SYSTEM_NAMESPACE });
   } catch (error) {
     if (!isNotFound(error)) throw local.fail(error, `unregistering cluster "${name}"`);
+    registered = false;
+  }
+  if (!registered && grants === 0) {
+    throw new UserError(`no cluster "${name}" is registered in context "${args.to}" and nothing of it was found in context "${args.from}": pass the --name bootstrap used`);
   }
   console.log(
-    `cluster "${name}" unregistered from context "${args.to}"; ${importer.serviceAccount} and ${grants} grant object(s) removed from context "${args.from}", their tokens revoked`,
+    `cluster "${name}" ${registered ? "unregistered" : "was not registered"} in context "${args.to}"; ${importer.serviceAccount} and ${grants} grant object(s) removed from context "${args.from}", their tokens revoked`,
   );
 }

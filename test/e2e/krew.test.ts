@@ -203,7 +203,7 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
         expect(JSON.parse(asJson.stdout)).toMatchObject({ items: expect.any(Array) });
       } finally {
         if (!installedBefore) {
-          const uninstall = await mcsa("--context", "cluster1", "uninstall", "--timeout", "30");
+          const uninstall = await mcsa("--context", "cluster1", "uninstall", "--timeout", "30s");
           expect(uninstall.code, uninstall.stderr).toBe(0);
           expect(await statusOf(ext.readCustomResourceDefinition({ name: CRD_NAME }))).toBe(404);
         }

@@ -341,7 +341,7 @@ describe("kubectl mcsa uninstall", () => {
   it("removes the webhook, the API, the controller and its identity (on cluster2, installed just for this)", async () => {
     const install = await mcsa("cluster2", "install");
     expect(install.code, install.stderr).toBe(0);
-    const uninstall = await mcsa("cluster2", "uninstall", "--timeout", "30");
+    const uninstall = await mcsa("cluster2", "uninstall", "--timeout", "30s");
     expect(uninstall.stderr).toBe("");
     expect(uninstall.code).toBe(0);
     for (const line of [

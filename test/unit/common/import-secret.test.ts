@@ -111,7 +111,7 @@ describe("importSecretSkeleton", () => {
       apiVersion: "v1",
       kind: "Secret",
       metadata: {
-        generateName: "c2-lister-token-",
+        name: expect.stringMatching(/^c2-lister-token-[0-9a-f]{5}$/),
         namespace: "app",
         labels: { [IMPORT_LABEL]: "c2-lister" },
         ownerReferences: [
