@@ -8,6 +8,8 @@ import { GROUP, SYSTEM_NAMESPACE } from "./api.ts";
 import { toDnsLabel } from "./names.ts";
 
 export const IMPORTER_LABEL = `${GROUP}/importer`;
+/** Lifetime of the importer identity's own token; the controller renews it at ~80%. */
+export const IDENTITY_TOKEN_SECONDS = 24 * 3600;
 export const GRANT_FOR_ANNOTATION = `${GROUP}/grant-for`;
 const MANAGED_BY = { "app.kubernetes.io/managed-by": "kubectl-mcsa" };
 

@@ -172,17 +172,21 @@ export function parseImportSecret(
 }
 
 /** When a JWT expires, from its unverified `exp` claim; undefined for anything else. Never throws. */
-export function tokenExpiry(token: string): Date | undefined {
+/** A JWT's payload claims, decoded without verifying; undefined for anything that is not a JWT. */
+export function tokenClaims(token: string): Record<string, unknown> | undefined {
   try {
     const parts = token.trim().split(".");
     if (parts.length !== 3 || parts[1] === undefined || parts[1] === "") return undefined;
     const payload: unknown = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"));
-    if (typeof payload !== "object" || payload === null) return undefined;
-    const exp = (payload as { exp?: unknown }).exp;
-    if (typeof exp !== "number" || !Number.isFinite(exp)) return undefined;
-    const date = new Date(exp * 1000);
-    return Number.isNaN(date.getTime()) ? undefined : date;
+    return typeof payload === "object" && payload !== null ? (payload as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+export function tokenExpiry(token: string): Date | undefined {
+  const exp = tokenClaims(token)?.exp;
+  if (typeof exp !== "number" || !Number.isFinite(exp)) return undefined;
+  const date = new Date(exp * 1000);
+  return Number.isNaN(date.getTime()) ? undefined : date;
 }

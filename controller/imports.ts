@@ -25,12 +25,12 @@ import { importGrantName } from "../common/grant.ts";
 import { buildImportSecretData, importSecretName, importSecretSkeleton, tokenExpiry } from "../common/import-secret.ts";
 import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
-import { setCondition } from "./conditions.ts";
+import { isoSeconds as iso, setCondition } from "./conditions.ts";
 import { EventRecorder } from "./events.ts";
 import { keepRunning } from "./informer.ts";
 import { WorkQueue } from "./queue.ts";
 import { ClusterRegistry } from "./registry.ts";
-import { type FailureReason, RemoteFailure, deleteAnchor, mintToken } from "./remote.ts";
+import { type FailureReason, RemoteFailure, deleteAnchor, mintToken } from "../common/remote.ts";
 import { backoffMs, renewalDelayMs } from "./schedule.ts";
 
 
@@ -380,10 +380,6 @@ function wantsWork(before: ServiceAccountImport, after: ServiceAccountImport): b
     before.metadata.deletionTimestamp !== after.metadata.deletionTimestamp ||
     JSON.stringify(before.metadata.finalizers) !== JSON.stringify(after.metadata.finalizers)
   );
-}
-
-function iso(date: Date): string {
-  return date.toISOString().replace(/\.\d+Z$/, "Z");
 }
 
 function validUntil(sai: ServiceAccountImport, expiresAt: Date): string {

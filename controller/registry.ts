@@ -3,16 +3,15 @@
 // each cluster's health so that imports report RemoteUnreachable while it is down.
 import { CoreV1Api, type KubeConfig, PatchStrategy, type V1Secret, makeInformer, setHeaderOptions } from "@kubernetes/client-node";
 import { SYSTEM_NAMESPACE } from "../common/api.ts";
-import { tokenExpiry } from "../common/import-secret.ts";
+import { IDENTITY_TOKEN_SECONDS } from "../common/grant.ts";
+import { tokenClaims, tokenExpiry } from "../common/import-secret.ts";
 import { apiMessage } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { CLUSTER_NAME_LABEL, type Registration, parseRegistration } from "../common/registration.ts";
 import { keepRunning } from "./informer.ts";
-import { type RemoteFailure, checkHealth, mintToken, remoteConfig } from "./remote.ts";
+import { type RemoteFailure, checkHealth, mintToken, remoteConfig } from "../common/remote.ts";
 import { backoffMs, renewalDelayMs } from "./schedule.ts";
 
-/** Lifetime of the importer identity's own token; renewed at ~80%. */
-const IDENTITY_TOKEN_SECONDS = 24 * 3600;
 
 export interface RemoteCluster {
   registration: Registration;
@@ -176,10 +175,6 @@ export class ClusterRegistry {
 }
 
 function issuedAtOf(token: string): Date | undefined {
-  try {
-    const payload = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as { iat?: number };
-    return typeof payload.iat === "number" ? new Date(payload.iat * 1000) : undefined;
-  } catch {
-    return undefined;
-  }
+  const iat = tokenClaims(token)?.iat;
+  return typeof iat === "number" ? new Date(iat * 1000) : undefined;
 }

@@ -1,6 +1,6 @@
 // Waiting for an import's controller to act, with progress on a terminal and a bounded time.
 import { setTimeout as delay } from "node:timers/promises";
-import { type ServiceAccountImport, readyCondition } from "../common/api.ts";
+import { type ServiceAccountImport, isReady, readyCondition } from "../common/api.ts";
 import { formatDuration } from "../common/duration.ts";
 import { UserError } from "../common/kube.ts";
 import type { Session } from "./session.ts";
@@ -38,7 +38,7 @@ export async function waitFor(
 }
 
 export async function waitForReady(session: Session, name: string, namespace: string, timeoutSeconds: number): Promise<ServiceAccountImport> {
-  const sai = await waitFor(session, name, namespace, timeoutSeconds, (s) => readyCondition(s)?.status === "True" && (s.status?.secrets?.length ?? 0) > 0, "ready");
+  const sai = await waitFor(session, name, namespace, timeoutSeconds, isReady, "ready");
   console.log(`serviceaccountimport "${name}" is ready: ${readyCondition(sai)!.message}`);
   return sai;
 }

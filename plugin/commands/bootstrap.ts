@@ -1,17 +1,16 @@
 // kubectl mcsa bootstrap --from REMOTE --to LOCAL: gives LOCAL's controller an identity in REMOTE
 // that may only renew its own token, and registers REMOTE in LOCAL under a name.
 import { readFileSync } from "node:fs";
-import { CoreV1Api, type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
-import { identityGrant, importerFor } from "../../common/grant.ts";
+import { IDENTITY_TOKEN_SECONDS, identityGrant, importerFor } from "../../common/grant.ts";
 import { UserError, describeApiError } from "../../common/kube.ts";
 import { toDnsLabel, validateDnsLabel } from "../../common/names.ts";
 import { registrationSecret } from "../../common/registration.ts";
+import { RemoteFailure, mintToken } from "../../common/remote.ts";
 import { applyAll, rollback } from "../apply.ts";
 import { applyGrant, systemNamespaceObject } from "../remote-grants.ts";
 import { type GlobalArgs, Session } from "../session.ts";
-
-const IDENTITY_TOKEN_SECONDS = 24 * 3600;
 
 interface Args extends GlobalArgs {
   from: string;
@@ -63,24 +62,20 @@ export async function handler(args: Args): Promise<void> {
     throw remote.fail(error, `creating the importer identity ${importer.namespace}/${importer.serviceAccount}`);
   }
   try {
-    const minted = await remote.kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-      name: importer.serviceAccount,
+    const minted = await mintToken(remote.kc, name, {
       namespace: importer.namespace,
-      body: {
-        spec: {
-          audiences: [],
-          expirationSeconds: IDENTITY_TOKEN_SECONDS,
-          boundObjectRef: { apiVersion: "v1", kind: "Secret", name: importer.serviceAccount },
-        },
-      },
+      serviceAccount: importer.serviceAccount,
+      expirationSeconds: IDENTITY_TOKEN_SECONDS,
+      anchor: importer.serviceAccount,
     });
     await applyAll(KubernetesObjectApi.makeApiClient(local.kc), [
       systemNamespaceObject(),
-      registrationSecret({ clusterName: name, server, caPem, token: minted.status?.token ?? "", importer }),
+      registrationSecret({ clusterName: name, server, caPem, token: minted.token, importer }),
     ]);
   } catch (error) {
     await rollback(remoteApi, created);
-    throw new UserError(describeApiError(error, "registering the remote cluster", undefined));
+    const what = "registering the remote cluster";
+    throw new UserError(error instanceof RemoteFailure ? `${what}: ${error.message}` : describeApiError(error, what, local.server));
   }
   console.log(
     `cluster "${name}" (${server}) registered in context "${args.to}": its controller imports as ` +

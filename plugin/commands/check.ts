@@ -1,8 +1,9 @@
 // kubectl mcsa check NAME: with the import's own token, asks the remote server who it is
 // (SelfSubjectReview) and what it may do in its namespace (SelfSubjectRulesReview).
-import { AuthenticationV1Api, AuthorizationV1Api, KubeConfig } from "@kubernetes/client-node";
+import { AuthenticationV1Api, AuthorizationV1Api } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
 import { UserError, describeApiError } from "../../common/kube.ts";
+import { remoteConfig } from "../../common/remote.ts";
 import { table } from "../output.ts";
 import { type GlobalArgs, Session } from "../session.ts";
 import { importSecretOf } from "../import-secret.ts";
@@ -21,13 +22,7 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
 export async function handler(args: Args): Promise<void> {
   const session = Session.open(args);
   const { sai, contents } = await importSecretOf(session, args.name);
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: sai.spec.clusterName, server: contents.server, caData: Buffer.from(contents.caPem).toString("base64") }],
-    users: [{ name: args.name, token: contents.token }],
-    contexts: [{ name: args.name, cluster: sai.spec.clusterName, user: args.name }],
-    currentContext: args.name,
-  });
+  const kc = remoteConfig({ clusterName: sai.spec.clusterName, server: contents.server, caPem: contents.caPem, token: contents.token });
   let who;
   try {
     who = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });

@@ -1,8 +1,8 @@
 // Calls to a remote cluster as the importer identity: mint tokens, revoke them, check health.
 // Failures are classified into the reasons an import's status reports.
 import { CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
-import { apiMessage, reuseConnections, statusCode } from "../common/kube.ts";
-import type { Registration } from "../common/registration.ts";
+import { apiMessage, reuseConnections, statusCode } from "./kube.ts";
+import type { Registration } from "./registration.ts";
 
 export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError";
 
