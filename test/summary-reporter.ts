@@ -11,8 +11,8 @@ export default class SummaryReporter implements Reporter {
         else if (state === "failed") counts.failed++;
         else counts.skipped++;
       }
-      // A file that fails to load has no tests but must still fail the count.
-      if (module.state() === "failed" && module.children.size === 0) counts.failed++;
+      // A file that fails outside its tests (load error, beforeAll) fails even if no test did.
+      if (module.state() === "failed" && ![...module.children.allTests()].some((t) => t.result().state === "failed")) counts.failed++;
     }
     console.log(`\n${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
   }

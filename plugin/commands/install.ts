@@ -4,9 +4,9 @@
 // run elsewhere (out of cluster: tests, demos, debugging) and no Deployment or Service is created.
 // kubectl mcsa uninstall removes it all.
 import { readFileSync } from "node:fs";
-import { ApiextensionsV1Api, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
+import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
-import { FINALIZER, CRD_NAME, SYSTEM_NAMESPACE } from "../../common/api.ts";
+import { CRD_NAME, FINALIZER, GROUP, PLURAL, SYSTEM_NAMESPACE, VERSION } from "../../common/api.ts";
 import { parseDuration } from "../../common/duration.ts";
 import { UserError, isNotFound } from "../../common/kube.ts";
 import {
@@ -209,6 +209,7 @@ export async function handler(args: Args): Promise<void> {
   const removed: KubernetesObject[] = [];
   let objects: KubernetesObject[];
   try {
+    await waitTerminated(session);
     const matchConditions = await supportsMatchConditions(session.kc);
     if (webhook === undefined) plan = await planWebhookTls(await existingTls(session), webhookDnsNames());
     objects = installObjects({ ...common, webhook, tls: plan?.tls, matchConditions });
@@ -226,15 +227,43 @@ export async function handler(args: Args): Promise<void> {
   for (const o of removed) console.log(`${o.kind!.toLowerCase()}/${o.metadata!.name} deleted (the webhook runs at ${webhook!.url})`);
 }
 
-/** So that `kubectl mcsa import` right after install works: the CRD serves once Established. */
+/**
+ * So that `kubectl mcsa import` right after install works: the CRD serves once Established, and
+ * its storage answers "(re)initializing" for a moment after that.
+ */
 async function waitEstablished(kc: KubeConfig, timeoutMs: number): Promise<void> {
   const ext = kc.makeApiClient(ApiextensionsV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
-    if (crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
-    if (Date.now() > deadline) throw new UserError(`the ServiceAccountImport CRD is not Established after ${timeoutMs / 1000}s`);
+    if (crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) {
+      const serving = await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: 1 }).then(
+        () => true,
+        () => false,
+      );
+      if (serving) return;
+    }
+    if (Date.now() > deadline) throw new UserError(`the ServiceAccountImport API does not serve ${timeoutMs / 1000}s after install`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** After an uninstall, the namespace and CRD take a moment to go: installing into them fails until then. */
+async function waitTerminated(session: Session, timeoutMs = 60_000): Promise<void> {
+  const ext = session.kc.makeApiClient(ApiextensionsV1Api);
+  const deadline = Date.now() + timeoutMs;
+  let said = false;
+  for (;;) {
+    const terminating = [
+      await session.core.readNamespace({ name: SYSTEM_NAMESPACE }).then((o) => (o.metadata?.deletionTimestamp ? `namespace ${SYSTEM_NAMESPACE}` : undefined), () => undefined),
+      await ext.readCustomResourceDefinition({ name: CRD_NAME }).then((o) => (o.metadata?.deletionTimestamp ? `CRD ${CRD_NAME}` : undefined), () => undefined),
+    ].filter(Boolean);
+    if (terminating.length === 0) return;
+    if (Date.now() > deadline) throw new UserError(`${terminating.join(" and ")} still being deleted after ${timeoutMs / 1000}s: wait for the previous uninstall to finish`);
+    if (!said) console.error(`waiting for ${terminating.join(" and ")} to finish being deleted (a previous uninstall)`);
+    said = true;
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 

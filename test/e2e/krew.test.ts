@@ -15,7 +15,7 @@ import { CRD_NAME } from "../../common/api.ts";
 import { DEFAULT_IMAGE } from "../../common/manifests.ts";
 import { DIST, PLATFORMS, type Platform, archiveName, binaryName, hostPlatform, isPackaged, packageAll, parseSums, platformId } from "../../scripts/package.ts";
 import { type KrewBinaries, ensureKrew } from "../clusters/krew.ts";
-import { adminConfig, statusOf, uniqueName } from "./support/kube.ts";
+import { adminConfig, createPodReader, statusOf, uniqueName } from "./support/kube.ts";
 
 const state = inject("clusters");
 const host = hostPlatform();
@@ -201,6 +201,27 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
         const asJson = await mcsa("--context", "cluster1", "get", "-A", "-o", "json");
         expect(asJson.code, asJson.stderr).toBe(0);
         expect(JSON.parse(asJson.stdout)).toMatchObject({ items: expect.any(Array) });
+
+        // The import flow with the binary: bootstrap, grant and import, show, remove, unbootstrap.
+        const remoteName = uniqueName("krew-flow");
+        const sa = uniqueName("krew-lister");
+        await createPodReader(state, "cluster2", "default", sa);
+        const steps = [
+          ["bootstrap", "--from", "cluster2", "--to", "cluster1", "--name", remoteName],
+          ["--context", "cluster1", "import", sa, "--cluster", remoteName, "--remote-namespace", "default", "--service-account", sa, "--remote-context", "cluster2"],
+        ];
+        for (const step of steps) {
+          const result = await mcsa(...step);
+          expect(result.code, `${step.join(" ")}: ${result.stderr}`).toBe(0);
+        }
+        const shown = await mcsa("--context", "cluster1", "get", sa, "-o", "json");
+        expect(JSON.parse(shown.stdout).spec).toEqual({ clusterName: remoteName, namespace: "default", name: sa });
+        const described = await mcsa("--context", "cluster1", "describe", sa);
+        expect(described.stdout).toMatch(new RegExp(`Service Account:\\s+${sa}`));
+        for (const step of [["--context", "cluster1", "remove", sa, "--remote-context", "cluster2"], ["unbootstrap", "--from", "cluster2", "--to", "cluster1", "--name", remoteName]]) {
+          const result = await mcsa(...step);
+          expect(result.code, `${step.join(" ")}: ${result.stderr}`).toBe(0);
+        }
       } finally {
         if (!installedBefore) {
           const uninstall = await mcsa("--context", "cluster1", "uninstall", "--timeout", "30s");
