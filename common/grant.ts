@@ -8,6 +8,8 @@ import { GROUP, SYSTEM_NAMESPACE } from "./api.ts";
 import { toDnsLabel } from "./names.ts";
 
 export const IMPORTER_LABEL = `${GROUP}/importer`;
+/** On an identity: the uid of the importing cluster's kube-system namespace, so that two clusters never share one. */
+export const IMPORTER_CLUSTER_LABEL = `${GROUP}/importer-cluster-uid`;
 /** Lifetime of the importer identity's own token; the controller renews it at ~80%. */
 export const IDENTITY_TOKEN_SECONDS = 24 * 3600;
 export const GRANT_FOR_ANNOTATION = `${GROUP}/grant-for`;
@@ -106,7 +108,7 @@ export function importGrant(input: ImportGrantInput): GrantObjects {
 }
 
 /** The importer's own identity: it may renew its own token and nothing else. */
-export function identityGrant(importer: Importer, anchorUid?: string): GrantObjects & { serviceAccount: V1ServiceAccount } {
+export function identityGrant(importer: Importer, anchorUid?: string, clusterUid?: string): GrantObjects & { serviceAccount: V1ServiceAccount } {
   const objects = grantObjects({
     name: importer.serviceAccount,
     namespace: importer.namespace,
@@ -115,12 +117,13 @@ export function identityGrant(importer: Importer, anchorUid?: string): GrantObje
     grantFor: "identity",
     anchorUid,
   });
+  const labels = { ...objects.anchor.metadata!.labels, ...(clusterUid ? { [IMPORTER_CLUSTER_LABEL]: clusterUid } : {}) };
   return {
     ...objects,
     serviceAccount: {
       apiVersion: "v1",
       kind: "ServiceAccount",
-      metadata: { name: importer.serviceAccount, namespace: importer.namespace, labels: objects.anchor.metadata!.labels },
+      metadata: { name: importer.serviceAccount, namespace: importer.namespace, labels },
     },
   };
 }

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
-import { IDENTITY_TOKEN_SECONDS, identityGrant, importerFor } from "../../common/grant.ts";
+import { IDENTITY_TOKEN_SECONDS, IMPORTER_CLUSTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
 import { UserError, describeApiError } from "../../common/kube.ts";
 import { toDnsLabel, validateDnsLabel } from "../../common/names.ts";
 import { registrationSecret } from "../../common/registration.ts";
@@ -17,6 +17,7 @@ interface Args extends GlobalArgs {
   to: string;
   name?: string;
   server?: string;
+  "local-name"?: string;
 }
 
 export const command = "bootstrap";
@@ -27,6 +28,7 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("from", { type: "string", demandOption: true, describe: "context of the cluster to import from (the remote)" })
     .option("to", { type: "string", demandOption: true, describe: "context of the cluster that imports (where the controller runs)" })
     .option("name", { type: "string", describe: "name of the remote cluster in imports' spec.clusterName (default: from its kubeconfig cluster name)" })
+    .option("local-name", { type: "string", describe: "name of the importing cluster in the remote one (default: from its kubeconfig cluster name)" })
     .option("server", { type: "string", describe: "the remote API server's URL as the importing cluster reaches it (default: the --from context's)" })
     .example("$0 bootstrap --from cluster2 --to cluster1", "cluster1 may then import service accounts of cluster2") as Argv<Args>;
 }
@@ -51,13 +53,27 @@ export async function handler(args: Args): Promise<void> {
   const server = args.server ?? remoteCluster.server;
   if (!/^https:\/\//.test(server)) throw new UserError(`the remote server must be an https URL, not "${server}"`);
   const caPem = clusterCA(remote.kc, args.from);
-  const importer = importerFor(localCluster.name);
+  const importer = importerFor(args["local-name"] ?? localCluster.name);
+  // Kubeconfig cluster names are often generic ("kubernetes", "default"): two clusters could
+  // otherwise end up as one identity in the remote cluster, able to use each other's grants.
+  const localUid = await local.core.readNamespace({ name: "kube-system" }).then(
+    (ns) => ns.metadata?.uid,
+    () => undefined,
+  );
 
   const remoteApi = KubernetesObjectApi.makeApiClient(remote.kc);
   let created;
   try {
-    const grant = identityGrant(importer);
-    created = await applyGrant(remoteApi, (uid) => identityGrant(importer, uid), [systemNamespaceObject(), grant.serviceAccount]);
+    const existing = await remote.core.readNamespacedServiceAccount({ name: importer.serviceAccount, namespace: importer.namespace }).catch(() => undefined);
+    const owner = existing?.metadata?.labels?.[IMPORTER_CLUSTER_LABEL];
+    if (owner && localUid && owner !== localUid) {
+      throw new UserError(
+        `context "${args.from}" already has an importer identity ${importer.serviceAccount} that belongs to another cluster: ` +
+          `pass --local-name to give context "${args.to}" a name of its own`,
+      );
+    }
+    const grant = identityGrant(importer, undefined, localUid);
+    created = await applyGrant(remoteApi, (uid) => identityGrant(importer, uid, localUid), [systemNamespaceObject(), grant.serviceAccount]);
   } catch (error) {
     throw remote.fail(error, `creating the importer identity ${importer.namespace}/${importer.serviceAccount}`);
   }

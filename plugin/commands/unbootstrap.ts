@@ -6,7 +6,7 @@ import { SYSTEM_NAMESPACE } from "../../common/api.ts";
 import { IMPORTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
 import { UserError, isNotFound } from "../../common/kube.ts";
 import { toDnsLabel, validateDnsLabel } from "../../common/names.ts";
-import { registrationSecretName } from "../../common/registration.ts";
+import { parseRegistration, registrationSecretName } from "../../common/registration.ts";
 import { remove } from "../apply.ts";
 import { removeGrant } from "../remote-grants.ts";
 import { type GlobalArgs, Session } from "../session.ts";
@@ -34,7 +34,10 @@ export async function handler(args: Args): Promise<void> {
   const name = args.name ?? toDnsLabel(remote.kc.getCurrentCluster()!.name);
   const invalid = validateDnsLabel(name);
   if (invalid) throw new UserError(`invalid --name "${name}": ${invalid}`);
-  const importer = importerFor(local.kc.getCurrentCluster()!.name);
+  // The identity bootstrap recorded (it may have been named with --local-name), else the default.
+  const importer = await local.core
+    .readNamespacedSecret({ name: registrationSecretName(name), namespace: SYSTEM_NAMESPACE })
+    .then((secret) => parseRegistration(secret).importer, () => importerFor(local.kc.getCurrentCluster()!.name));
   const remoteApi = KubernetesObjectApi.makeApiClient(remote.kc);
   let grants = 0;
   try {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { GROUP, PLURAL, SYSTEM_NAMESPACE, type ServiceAccountImport, VERSION, readyCondition } from "../../common/api.ts";
-import { importGrant, importerFor } from "../../common/grant.ts";
+import { IMPORTER_CLUSTER_LABEL, importGrant, importerFor } from "../../common/grant.ts";
 import { parseImportSecret } from "../../common/import-secret.ts";
 import { registrationSecretName } from "../../common/registration.ts";
 import { restartApiserver, stopApiserver } from "../clusters/cluster.ts";
@@ -88,6 +88,18 @@ describe("kubectl mcsa bootstrap and import", () => {
     expect(Object.keys(registration.data ?? {}).sort()).toEqual(["ca.crt", "namespace", "server", "serviceaccount", "token"]);
     // The identity may renew its own token and nothing else.
     const importer = importerFor("cluster1");
+    // It is cluster1's own: another cluster whose kubeconfig calls it "cluster1" too is refused.
+    const sa = await core2.readNamespacedServiceAccount({ name: importer.serviceAccount, namespace: SYSTEM_NAMESPACE });
+    const mine = sa.metadata!.labels![IMPORTER_CLUSTER_LABEL]!;
+    expect(mine).toBe((await core1.readNamespace({ name: "kube-system" })).metadata!.uid);
+    sa.metadata!.labels![IMPORTER_CLUSTER_LABEL] = "another-cluster";
+    await core2.replaceNamespacedServiceAccount({ name: importer.serviceAccount, namespace: SYSTEM_NAMESPACE, body: sa });
+    const impostor = await mcsa("bootstrap", "--from", "cluster2", "--to", "cluster1");
+    expect(impostor.code).toBe(1);
+    expect(impostor.stderr).toMatch(/belongs to another cluster: pass --local-name/);
+    const restored = await core2.readNamespacedServiceAccount({ name: importer.serviceAccount, namespace: SYSTEM_NAMESPACE });
+    restored.metadata!.labels![IMPORTER_CLUSTER_LABEL] = mine;
+    await core2.replaceNamespacedServiceAccount({ name: importer.serviceAccount, namespace: SYSTEM_NAMESPACE, body: restored });
     const role = await rbac2.readNamespacedRole({ name: importer.serviceAccount, namespace: SYSTEM_NAMESPACE });
     expect(role.rules?.map((r) => [r.resources, r.verbs, r.resourceNames])).toEqual([
       [["serviceaccounts/token"], ["create"], [importer.serviceAccount]],
