@@ -80,11 +80,26 @@ export async function handler(args: Args): Promise<void> {
 
   const local = Session.open(args);
   const namespace = local.namespace;
+  // Running the same import again is fine (to add the grant with --remote-context, or print it
+  // again); the same name for another service account is not.
+  let existing: ServiceAccountImport | undefined;
   try {
-    await local.getImport(args.name, namespace);
-    throw new UserError(`serviceaccountimport "${args.name}" already exists in namespace "${namespace}" (context "${local.contextName}"): remove it first, or rotate its token with kubectl mcsa rotate`);
+    existing = await local.getImport(args.name, namespace);
   } catch (error) {
     if (!(error instanceof UserError) || !/not found in namespace/.test(error.message)) throw error;
+  }
+  if (existing) {
+    const same =
+      existing.spec.clusterName === args.cluster &&
+      existing.spec.namespace === args["remote-namespace"] &&
+      existing.spec.name === args["service-account"] &&
+      (expirationSeconds === undefined || existing.spec.expirationSeconds === expirationSeconds);
+    if (!same) {
+      throw new UserError(
+        `serviceaccountimport "${args.name}" already exists in namespace "${namespace}" (context "${local.contextName}") for ` +
+          `${existing.spec.clusterName}/${existing.spec.namespace}/${existing.spec.name}: choose another name, or remove it first`,
+      );
+    }
   }
 
   let registrationSecret;
@@ -140,14 +155,18 @@ export async function handler(args: Args): Promise<void> {
       ...(args.audience?.length ? { audiences: args.audience } : {}),
     },
   };
-  try {
-    await local.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body: sai });
-  } catch (error) {
-    if (remoteApi) await rollback(remoteApi, created);
-    if (isNotFound(error)) throw local.notFound(error, "", namespace);
-    throw local.fail(error, `creating serviceaccountimport "${args.name}"`);
+  if (existing) {
+    console.log(`serviceaccountimport.${GROUP}/${args.name} unchanged in namespace "${namespace}"`);
+  } else {
+    try {
+      await local.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, body: sai });
+    } catch (error) {
+      if (remoteApi) await rollback(remoteApi, created);
+      if (isNotFound(error)) throw local.notFound(error, "", namespace);
+      throw local.fail(error, `creating serviceaccountimport "${args.name}"`);
+    }
+    console.log(`serviceaccountimport.${GROUP}/${args.name} created in namespace "${namespace}"`);
   }
-  console.log(`serviceaccountimport.${GROUP}/${args.name} created in namespace "${namespace}"`);
   if (!remoteApi) {
     const grant = importGrant(grantInput);
     console.error(

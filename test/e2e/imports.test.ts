@@ -118,6 +118,19 @@ describe("kubectl mcsa bootstrap and import", () => {
     expect(result.stdout).toContain("is ready");
     expect(Date.now() - started).toBeLessThan(15_000);
 
+    const again = await mcsa(
+      "import", NAME, "--context", "cluster1", "-n", "default", "--cluster", "cluster2",
+      "--remote-namespace", "default", "--service-account", "pod-lister", "--remote-context", "cluster2",
+    );
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain("unchanged");
+    const other = await mcsa(
+      "import", NAME, "--context", "cluster1", "-n", "default", "--cluster", "cluster2",
+      "--remote-namespace", "default", "--service-account", "someone-else", "--remote-context", "cluster2",
+    );
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/already exists .* for cluster2\/default\/pod-lister: choose another name/);
+
     const { sai, secret, contents } = await importSecret(NAME);
     expect(Object.keys(secret.data ?? {}).sort()).toEqual(["ca.crt", "config", "namespace", "server", "token"]);
     expect(secret.type).toBe("Opaque");
