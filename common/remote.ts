@@ -2,6 +2,7 @@
 // Failures are classified into the reasons an import's status reports.
 import { CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
 import { apiMessage, reuseConnections, statusCode } from "./kube.ts";
+import { IDENTITY_TOKEN_SECONDS, type Importer } from "./grant.ts";
 import type { Registration } from "./registration.ts";
 
 export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError";
@@ -99,4 +100,14 @@ export async function checkHealth(kc: KubeConfig, clusterName: string): Promise<
   } catch (error) {
     return classify(error, clusterName, "reading its version");
   }
+}
+
+/** A new token for the importer identity itself, bound to its anchor (bootstrap, and renewal). */
+export function mintIdentityToken(kc: KubeConfig, clusterName: string, importer: Importer): Promise<MintedToken> {
+  return mintToken(kc, clusterName, {
+    namespace: importer.namespace,
+    serviceAccount: importer.serviceAccount,
+    expirationSeconds: IDENTITY_TOKEN_SECONDS,
+    anchor: importer.serviceAccount,
+  });
 }

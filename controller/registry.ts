@@ -3,13 +3,12 @@
 // each cluster's health so that imports report RemoteUnreachable while it is down.
 import { CoreV1Api, type KubeConfig, PatchStrategy, type V1Secret, makeInformer, setHeaderOptions } from "@kubernetes/client-node";
 import { SYSTEM_NAMESPACE } from "../common/api.ts";
-import { IDENTITY_TOKEN_SECONDS } from "../common/grant.ts";
 import { tokenClaims, tokenExpiry } from "../common/import-secret.ts";
 import { apiMessage } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { CLUSTER_NAME_LABEL, type Registration, parseRegistration } from "../common/registration.ts";
 import { keepRunning } from "./informer.ts";
-import { type RemoteFailure, checkHealth, mintToken, remoteConfig } from "../common/remote.ts";
+import { type RemoteFailure, checkHealth, mintIdentityToken, remoteConfig } from "../common/remote.ts";
 import { backoffMs, renewalDelayMs } from "./schedule.ts";
 
 
@@ -128,12 +127,7 @@ export class ClusterRegistry {
     if (!cluster) return;
     const { importer } = cluster.registration;
     try {
-      const minted = await mintToken(cluster.kc, name, {
-        namespace: importer.namespace,
-        serviceAccount: importer.serviceAccount,
-        expirationSeconds: IDENTITY_TOKEN_SECONDS,
-        anchor: importer.serviceAccount,
-      });
+      const minted = await mintIdentityToken(cluster.kc, name, importer);
       await this.kc.makeApiClient(CoreV1Api).patchNamespacedSecret(
         {
           name: cluster.secretName,

@@ -3,11 +3,11 @@
 import { readFileSync } from "node:fs";
 import { type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
-import { IDENTITY_TOKEN_SECONDS, IMPORTER_CLUSTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
+import { IMPORTER_CLUSTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
 import { UserError, describeApiError } from "../../common/kube.ts";
 import { toDnsLabel, validateDnsLabel } from "../../common/names.ts";
 import { registrationSecret } from "../../common/registration.ts";
-import { RemoteFailure, mintToken } from "../../common/remote.ts";
+import { RemoteFailure, mintIdentityToken } from "../../common/remote.ts";
 import { applyAll, rollback } from "../apply.ts";
 import { applyGrant, systemNamespaceObject } from "../remote-grants.ts";
 import { type GlobalArgs, Session } from "../session.ts";
@@ -78,12 +78,7 @@ export async function handler(args: Args): Promise<void> {
     throw remote.fail(error, `creating the importer identity ${importer.namespace}/${importer.serviceAccount}`);
   }
   try {
-    const minted = await mintToken(remote.kc, name, {
-      namespace: importer.namespace,
-      serviceAccount: importer.serviceAccount,
-      expirationSeconds: IDENTITY_TOKEN_SECONDS,
-      anchor: importer.serviceAccount,
-    });
+    const minted = await mintIdentityToken(remote.kc, name, importer);
     await applyAll(KubernetesObjectApi.makeApiClient(local.kc), [
       systemNamespaceObject(),
       registrationSecret({ clusterName: name, server, caPem, token: minted.token, importer }),

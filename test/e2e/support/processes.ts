@@ -3,6 +3,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { waitFor } from "../../support/wait.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../../..");
 
@@ -71,20 +72,7 @@ export class Background {
   }
 }
 
-/** Polls check until it returns a value (not undefined), or fails after timeoutMs saying what it waited for. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}` + (lastError ? `: ${(lastError as Error).message}` : ""));
-    }
-    await delay(intervalMs);
-  }
+/** waitFor with the defaults API-server round trips want. */
+export function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
+  return waitFor(what, check, timeoutMs, intervalMs);
 }

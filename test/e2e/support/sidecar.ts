@@ -9,23 +9,9 @@ import { importKubeconfig, renderKubeconfig } from "../../../common/kubeconfig.t
 
 export const SIDECAR_MAIN = resolve(import.meta.dirname, "../../../sidecar/main.ts");
 
-/** Polls until check returns something other than undefined/false; throws with `what` after timeoutMs. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, intervalMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
-    }
-    await delay(intervalMs);
-  }
-}
+import { waitFor } from "../../support/wait.ts";
+
+export { waitFor };
 
 export interface HttpReply {
   status: number;

@@ -1,25 +1,8 @@
 // Shared by the sidecar unit tests: bounded waits, fake tokens and import Secret payloads.
 
-import { setTimeout as delay } from "node:timers/promises";
 import { importKubeconfig, renderKubeconfig } from "../../../common/kubeconfig.ts";
 
-/** Polls until check returns a value other than undefined/false; fails with message after timeoutMs. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
-    }
-    await delay(10);
-  }
-}
+export { waitFor } from "../../support/wait.ts";
 
 /** An unsigned JWT-shaped token with the given exp (seconds) and subject: enough for the sidecar, which never verifies. */
 export function fakeToken(expSeconds: number, sub = "system:serviceaccount:default:pod-lister"): string {
