@@ -9,8 +9,9 @@ export interface ConnectionFlags {
   context?: string;
 }
 
-/** A user error: printed as one line, exit code 1, no stack. */
-export class UserError extends Error {}
+import { UserError } from "./errors.ts";
+
+export { UserError };
 
 /**
  * client-node 2.0 builds a new undici Agent for every request, so every call opens (and keeps)

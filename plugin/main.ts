@@ -1,39 +1,44 @@
 #!/usr/bin/env node
 // kubectl mcsa: the kubectl plugin. kubectl runs it as `kubectl-mcsa`; usage says `kubectl mcsa`.
 import yargs, { type Argv, type CommandModule } from "yargs";
-import { UserError } from "../common/kube.ts";
+import { UserError } from "../common/errors.ts";
 import { redactTokens } from "../common/redact.ts";
-import * as bootstrap from "./commands/bootstrap.ts";
-import * as check from "./commands/check.ts";
-import * as describe from "./commands/describe.ts";
-import * as exportCommand from "./commands/export.ts";
-import * as get from "./commands/get.ts";
-import * as importCommand from "./commands/import.ts";
-import * as install from "./commands/install.ts";
-import * as kubeconfig from "./commands/kubeconfig.ts";
-import * as remove from "./commands/remove.ts";
-import * as rotate from "./commands/rotate.ts";
-import * as unbootstrap from "./commands/unbootstrap.ts";
-import * as version from "./commands/version.ts";
+import { COMMANDS, namesOf } from "./commands/index.ts";
 import type { GlobalArgs } from "./session.ts";
 
-const commands = [
-  bootstrap,
-  unbootstrap,
-  importCommand,
-  get,
-  describe,
-  check,
-  rotate,
-  remove,
-  kubeconfig,
-  exportCommand,
-  install,
-  install.uninstall,
-  version,
-] as unknown as CommandModule<GlobalArgs, GlobalArgs>[];
+/** Global flags that take a value, so that their value is not taken for the command's name. */
+const VALUE_FLAGS = new Set(["--kubeconfig", "--context", "--namespace", "-n"]);
 
-export function cli(argv: string[]): Argv<GlobalArgs> {
+/** The command word argv selects (completion: the word being completed after), if any. */
+export function selectedCommand(argv: string[]): string | undefined {
+  const completion = argv.indexOf("--get-yargs-completions");
+  const words = completion >= 0 ? argv.slice(completion + 2) : argv;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (VALUE_FLAGS.has(word)) i++;
+    else if (!word.startsWith("-")) return word;
+  }
+  return undefined;
+}
+
+/** Only the selected command's module is loaded; the others are listed by name and description. */
+async function commandModules(argv: string[]): Promise<CommandModule<GlobalArgs, GlobalArgs>[]> {
+  const selected = selectedCommand(argv);
+  return Promise.all(
+    COMMANDS.map(async (entry) => {
+      const base = { command: entry.command, describe: entry.describe };
+      if (selected !== undefined && namesOf(entry).includes(selected)) {
+        const implementation = await entry.load();
+        return { ...base, builder: implementation.builder, handler: implementation.handler } as CommandModule<GlobalArgs, GlobalArgs>;
+      }
+      // Never selected by the parse (argv names another command); loads itself if it ever is.
+      return { ...base, handler: async (args: GlobalArgs) => (await entry.load()).handler(args) };
+    }),
+  );
+}
+
+export async function cli(argv: string[]): Promise<Argv<GlobalArgs>> {
+  const commands = await commandModules(argv);
   // Completion scripts name a shell function and a command after the script: those must be the
   // executable's name, while usage reads as kubectl users type it.
   const completing = argv[0] === "completion" || argv.includes("--get-yargs-completions");
@@ -59,7 +64,7 @@ export function cli(argv: string[]): Argv<GlobalArgs> {
 
 export async function main(argv: string[]): Promise<number> {
   try {
-    await cli(argv).parseAsync();
+    await (await cli(argv)).parseAsync();
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

@@ -9,8 +9,9 @@ export const CLI_DOCS = join(resolve(import.meta.dirname, ".."), "docs", "cli.md
 
 /** The help text yargs prints for these arguments (with --help), at a fixed width. */
 export async function helpOf(args: string[]): Promise<string> {
+  const parser = await cli([...args, "--help"]);
   return new Promise((done, fail) => {
-    cli([])
+    parser
       .wrap(100)
       .exitProcess(false)
       .parse([...args, "--help"], {}, (error, _argv, output) => {

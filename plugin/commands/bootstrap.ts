@@ -20,8 +20,6 @@ interface Args extends GlobalArgs {
   "local-name"?: string;
 }
 
-export const command = "bootstrap";
-export const describe = "Let the controller of one cluster (--to) import from another (--from)";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y

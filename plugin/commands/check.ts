@@ -12,8 +12,6 @@ interface Args extends GlobalArgs {
   name: string;
 }
 
-export const command = "check <name>";
-export const describe = "Check an import against the remote cluster: who its token is, and what it may do";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y.positional("name", { type: "string", demandOption: true }) as Argv<Args>;

@@ -10,8 +10,6 @@ interface Args extends GlobalArgs {
   name: string;
 }
 
-export const command = "describe <name>";
-export const describe = "Show an import in detail: status, token expiry, pods that use it, events";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y.positional("name", { type: "string", demandOption: true }) as Argv<Args>;

@@ -17,8 +17,6 @@ interface Args extends GlobalArgs {
   audience?: string[];
 }
 
-export const command = "export <service-account>";
-export const describe = "Print a Secret manifest with a short-lived token of a service account of this cluster";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y

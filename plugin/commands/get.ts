@@ -11,8 +11,6 @@ interface Args extends GlobalArgs {
   output?: string;
 }
 
-export const command = ["get [name]", "list"];
-export const describe = "List service account imports, or show one";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y

@@ -37,8 +37,6 @@ interface Args extends GlobalArgs {
   timeout?: string;
 }
 
-export const command = "import <name>";
-export const describe = "Import a service account of a remote cluster into a namespace";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y

@@ -107,8 +107,6 @@ const webhookConfigurationRef: KubernetesObject = {
   metadata: { name: WEBHOOK_CONFIGURATION },
 };
 
-export const command = "install";
-export const describe = "Install the ServiceAccountImport API, the controller and the sidecar-injecting webhook in a cluster";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y
@@ -287,8 +285,6 @@ async function waitGone(kc: KubeConfig, timeoutMs: number): Promise<boolean> {
 }
 
 export const uninstall = {
-  command: "uninstall",
-  describe: "Remove what install created: the webhook first, then the imports (their tokens revoked), the controller and the API",
   builder(y: Argv<GlobalArgs>): Argv<UninstallArgs> {
     return y.option("timeout", {
       type: "string",

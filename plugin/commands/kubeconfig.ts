@@ -9,8 +9,6 @@ interface Args extends GlobalArgs {
   name: string;
 }
 
-export const command = "kubeconfig <name>";
-export const describe = "Print a ready kubeconfig for an import (it contains the current token)";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y.positional("name", { type: "string", demandOption: true }).example("$0 kubeconfig cluster2-default-pod-lister > remote.kubeconfig", "") as Argv<Args>;

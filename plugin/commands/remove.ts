@@ -18,8 +18,6 @@ interface Args extends GlobalArgs {
   timeout: string;
 }
 
-export const command = "remove <name>";
-export const describe = "Remove an import: revoke its remote tokens, then delete it and its Secret";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y

@@ -12,8 +12,6 @@ interface Args extends GlobalArgs {
   timeout: string;
 }
 
-export const command = "rotate <name>";
-export const describe = "Issue a new token for an import now (the previous one stays valid until it expires)";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y

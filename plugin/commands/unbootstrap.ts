@@ -17,8 +17,6 @@ interface Args extends GlobalArgs {
   name?: string;
 }
 
-export const command = "unbootstrap";
-export const describe = "Undo bootstrap: revoke the importing cluster's identity and grants in the remote cluster";
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y

@@ -15,7 +15,7 @@ async function dryRun(...args: string[]): Promise<Obj[]> {
   const out: string[] = [];
   const spy = vi.spyOn(console, "log").mockImplementation((line: string) => void out.push(line));
   try {
-    await cli(["install", "--dry-run=client", "-o", "yaml", ...args]).parseAsync();
+    await (await cli(["install", "--dry-run=client", "-o", "yaml", ...args])).parseAsync();
   } finally {
     spy.mockRestore();
   }
@@ -114,13 +114,13 @@ describe("kubectl mcsa install --dry-run=client", () => {
 
   it("refuses a webhook URL that is not https, or comes without its CA", async () => {
     vi.spyOn(console, "log").mockImplementation(() => undefined);
-    await expect(cli(["install", "--dry-run=client", "--webhook-url", "http://127.0.0.1:1/x", "--webhook-ca-file", "/dev/null"]).parseAsync()).rejects.toThrow(
+    await expect((await cli(["install", "--dry-run=client", "--webhook-url", "http://127.0.0.1:1/x", "--webhook-ca-file", "/dev/null"])).parseAsync()).rejects.toThrow(
       "must be an https URL",
     );
-    await expect(cli(["install", "--dry-run=client", "--webhook-url", "https://127.0.0.1:1/x"]).parseAsync()).rejects.toThrow("needs --webhook-ca-file");
-    await expect(cli(["install", "--dry-run=client", "--webhook-url", "https://127.0.0.1:1/x", "--webhook-ca-file", "/dev/null"]).parseAsync()).rejects.toThrow(
+    await expect((await cli(["install", "--dry-run=client", "--webhook-url", "https://127.0.0.1:1/x"])).parseAsync()).rejects.toThrow("needs --webhook-ca-file");
+    await expect((await cli(["install", "--dry-run=client", "--webhook-url", "https://127.0.0.1:1/x", "--webhook-ca-file", "/dev/null"])).parseAsync()).rejects.toThrow(
       "holds no PEM certificate",
     );
-    await expect(cli(["install", "--dry-run=client", "--webhook-ca-file", "/dev/null"]).parseAsync()).rejects.toThrow("goes with --webhook-url");
+    await expect((await cli(["install", "--dry-run=client", "--webhook-ca-file", "/dev/null"])).parseAsync()).rejects.toThrow("goes with --webhook-url");
   });
 });
