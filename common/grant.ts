@@ -92,7 +92,7 @@ export interface ImportGrantInput {
 
 /**
  * The importer may request tokens for that one service account, and delete this grant's anchor
- * (revoking what it minted) when the import is removed. Nothing else.
+ * (revoking what it minted) and its RoleBinding when the import is removed. Nothing else.
  */
 export function importGrant(input: ImportGrantInput): GrantObjects {
   const name = importGrantName(input.importer, input.localNamespace, input.importName);
@@ -101,7 +101,12 @@ export function importGrant(input: ImportGrantInput): GrantObjects {
     namespace: input.remoteNamespace,
     importer: input.importer,
     serviceAccount: input.serviceAccount,
-    rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["delete"], resourceNames: [name] }],
+    rules: [
+      { apiGroups: [""], resources: ["secrets"], verbs: ["delete"], resourceNames: [name] },
+      // So that revoking also drops the binding when the grant was applied by hand without owner
+      // references (garbage collection then has nothing to follow); deleting needs no escalation.
+      { apiGroups: ["rbac.authorization.k8s.io"], resources: ["rolebindings"], verbs: ["delete"], resourceNames: [name] },
+    ],
     grantFor: `${input.localNamespace}/${input.importName}`,
     anchorUid: input.anchorUid,
   });

@@ -1,6 +1,6 @@
 // Calls to a remote cluster as the importer identity: mint tokens, revoke them, check health.
 // Failures are classified into the reasons an import's status reports.
-import { CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
 import { apiMessage, reuseConnections, statusCode } from "./kube.ts";
 import { IDENTITY_TOKEN_SECONDS, type Importer } from "./grant.ts";
 import type { Registration } from "./registration.ts";
@@ -82,13 +82,21 @@ export async function mintToken(kc: KubeConfig, clusterName: string, req: MintRe
   }
 }
 
-/** Deletes a grant's anchor Secret, revoking every token bound to it. Already gone is fine. */
-export async function deleteAnchor(kc: KubeConfig, clusterName: string, namespace: string, name: string): Promise<void> {
+/**
+ * Revokes a grant: deletes its anchor Secret (every token bound to it stops working), then its
+ * RoleBinding (no new tokens; garbage collection usually got there first). Already gone is fine.
+ */
+export async function revokeGrant(kc: KubeConfig, clusterName: string, namespace: string, name: string): Promise<void> {
   try {
     await kc.makeApiClient(CoreV1Api).deleteNamespacedSecret({ name, namespace });
   } catch (error) {
-    if (statusCode(error) === 404) return;
-    throw classify(error, clusterName, `deleting the grant ${namespace}/${name}`);
+    if (statusCode(error) !== 404) throw classify(error, clusterName, `deleting the grant ${namespace}/${name}`);
+  }
+  try {
+    await kc.makeApiClient(RbacAuthorizationV1Api).deleteNamespacedRoleBinding({ name, namespace });
+  } catch (error) {
+    // 403: a grant from before this rule existed; the anchor's deletion already revoked it.
+    if (statusCode(error) !== 404 && statusCode(error) !== 403) throw classify(error, clusterName, `deleting the grant ${namespace}/${name}`);
   }
 }
 

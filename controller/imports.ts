@@ -30,7 +30,7 @@ import { EventRecorder } from "./events.ts";
 import { keepRunning } from "./informer.ts";
 import { WorkQueue } from "./queue.ts";
 import { ClusterRegistry } from "./registry.ts";
-import { type FailureReason, RemoteFailure, deleteAnchor, mintToken } from "../common/remote.ts";
+import { type FailureReason, RemoteFailure, revokeGrant, mintToken } from "../common/remote.ts";
 import { backoffMs, renewalDelayMs } from "./schedule.ts";
 
 
@@ -316,7 +316,7 @@ export class ImportController {
     if (cluster && sai.status?.issuedAt) {
       const anchor = importGrantName(cluster.registration.importer, sai.metadata.namespace!, sai.metadata.name!);
       try {
-        await deleteAnchor(cluster.kc, sai.spec.clusterName, sai.spec.namespace, anchor);
+        await revokeGrant(cluster.kc, sai.spec.clusterName, sai.spec.namespace, anchor);
         this.log.info("revoked the import's tokens", { import: key, cluster: sai.spec.clusterName });
       } catch (error) {
         const started = this.revokeStarted.get(key) ?? Date.now();

@@ -9,13 +9,14 @@ describe("grants", () => {
     expect(importer).toEqual({ serviceAccount: "mcsa-importer-kind-cluster-1", namespace: "multicluster-service-account" });
   });
 
-  it("lets an import's grant mint tokens for one service account and delete its own anchor, nothing else", () => {
+  it("lets an import's grant mint tokens for one service account and delete its own anchor and binding, nothing else", () => {
     const grant = importGrant({ importer, localNamespace: "default", importName: "imp", remoteNamespace: "team", serviceAccount: "pod-lister", anchorUid: "u1" });
     const name = importGrantName(importer, "default", "imp");
     expect(grant.role.rules).toEqual([
       { apiGroups: [""], resources: ["serviceaccounts/token"], verbs: ["create"], resourceNames: ["pod-lister"] },
       { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get"], resourceNames: ["pod-lister"] },
       { apiGroups: [""], resources: ["secrets"], verbs: ["delete"], resourceNames: [name] },
+      { apiGroups: ["rbac.authorization.k8s.io"], resources: ["rolebindings"], verbs: ["delete"], resourceNames: [name] },
     ]);
     expect(grant.anchor.metadata).toMatchObject({ name, namespace: "team" });
     expect(grant.anchor.data).toBeUndefined();
