@@ -2,6 +2,26 @@
 // response headers it passes on, where a request goes, and the Kubernetes Status it answers with.
 
 /** `kubectl proxy --accept-hosts`' default, port stripped: localhost, 127.0.0.1 and [::1]. */
+/**
+ * Whether a browser sent this request from a page of another site: the Host check stops DNS
+ * rebinding, not a page that talks to ws://127.0.0.1:<port> directly (exec, attach). Client
+ * libraries send neither header; a browser sends Origin on WebSocket handshakes and Sec-Fetch-Site
+ * on every request.
+ */
+export function isCrossSite(origin: string | undefined, fetchSite: string | undefined): boolean {
+  if (fetchSite !== undefined && fetchSite.trim().toLowerCase() === "cross-site") return true;
+  const value = origin?.trim();
+  if (!value) return false;
+  // Sandboxed frames and file: pages send "null".
+  if (value === "null") return true;
+  try {
+    const url = new URL(value);
+    return !isLoopbackHost(url.host);
+  } catch {
+    return true;
+  }
+}
+
 export function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
   const m = /^(localhost|127\.0\.0\.1|\[::1\])(?::(\d{1,5}))?$/i.exec(host.trim());
@@ -47,6 +67,15 @@ export function filterRequestHeaders(raw: readonly string[], options: { upgrade?
       out.push(name, raw[i + 1] as string);
       continue;
     }
+    if (lower === "sec-websocket-protocol") {
+      // The WebSocket way to send a bearer token: the app's credentials never go through.
+      const protocols = (raw[i + 1] as string)
+        .split(",")
+        .map((p) => p.trim())
+        .filter((p) => p !== "" && !p.toLowerCase().startsWith("base64url.bearer.authorization.k8s.io."));
+      if (protocols.length > 0) out.push(name, protocols.join(", "));
+      continue;
+    }
     if (lower === "transfer-encoding" && !options.upgrade) {
       out.push(name, raw[i + 1] as string);
       continue;
@@ -81,6 +110,17 @@ export function filterResponseHeaders(raw: readonly string[], options: { upgrade
  */
 export function targetPath(serverPath: string, requestUrl: string | undefined): string | undefined {
   if (requestUrl === undefined || !requestUrl.startsWith("/") || requestUrl.startsWith("//")) return undefined;
+  // A dot segment could climb out of the server URL's own path on a normalising gateway, and
+  // carry this import's token to another route: refuse it (the API never needs one).
+  const pathPart = requestUrl.split("?")[0]!;
+  const segments = pathPart.split("/").map((segment) => {
+    try {
+      return decodeURIComponent(segment);
+    } catch {
+      return segment;
+    }
+  });
+  if (segments.some((segment) => segment === "." || segment === "..")) return undefined;
   const base = serverPath.replace(/\/+$/, "");
   return base + requestUrl;
 }

@@ -13,6 +13,7 @@ import type { SidecarMetrics } from "./metrics.ts";
 import {
   filterRequestHeaders,
   filterResponseHeaders,
+  isCrossSite,
   isLoopbackHost,
   rawStatusResponse,
   STATUS_HEADERS,
@@ -126,6 +127,16 @@ export class ImportProxy {
         },
       };
     }
+    const fetchSite = req.headers["sec-fetch-site"];
+    if (isCrossSite(req.headers.origin, Array.isArray(fetchSite) ? fetchSite[0] : fetchSite)) {
+      return {
+        refuse: {
+          code: 403,
+          reason: "Forbidden",
+          message: `requests from a web page of another site (Origin ${JSON.stringify(req.headers.origin ?? "")}) are not accepted by the mcsa proxy`,
+        },
+      };
+    }
     const upstream = this.#upstream;
     if (!upstream) {
       return { refuse: { code: 503, reason: "ServiceUnavailable", message: `service account import ${this.name}: no valid token read yet` } };
@@ -140,7 +151,7 @@ export class ImportProxy {
       };
     }
     const path = targetPath(upstream.url.pathname, req.url);
-    if (path === undefined) return { refuse: { code: 400, reason: "BadRequest", message: "the request target must be a path" } };
+    if (path === undefined) return { refuse: { code: 400, reason: "BadRequest", message: "the request target must be a path without . or .. segments" } };
     return { upstream, path };
   }
 
@@ -314,6 +325,8 @@ export class ImportProxy {
       upRes.on("error", () => socket.destroy());
     });
     up.on("error", (error) => {
+      // The app went away first: our own abort, not an outage of the remote.
+      if (socket.destroyed) return;
       const reply = this.#remoteFailed(error);
       if (socket.writable) socket.end(rawStatusResponse(reply, STATUS_TEXT[reply.code] ?? "Error"));
       this.#record(reply.code, started);

@@ -138,11 +138,13 @@ export class Sidecar {
     i.proxy.setCredentials({ token: contents.token, expiry, server: contents.server, caPem: contents.caPem });
     i.contents = contents;
     i.expiry = expiry;
+    // Not ready until the files match the token: apps read the files, not the proxy's memory.
+    i.filesWritten = false;
     const written = await this.#writer.writeAll(planImportFiles(this.#options.outputDir, i.name, contents));
+    await this.#writeMerged();
     i.filesWritten = true;
     i.lastError = undefined;
     i.expiredLogged = false;
-    await this.#writeMerged();
     this.metrics.refreshes.inc({ import: i.name });
     if (expiry) this.metrics.tokenExpiry.set({ import: i.name }, Math.floor(expiry.getTime() / 1000));
     else this.metrics.tokenExpiry.delete({ import: i.name });

@@ -190,6 +190,14 @@ export function mutatePod(input: MutateInput): MutateResult {
   if (healthPort >= base && healthPort < base + names.length) {
     return deny(`webhook misconfigured: health port ${healthPort} falls among the proxy ports ${base}..${base + names.length - 1}`);
   }
+  // Without native sidecars (Kubernetes < 1.29) the sidecar is a plain container that never
+  // exits: a pod meant to run to completion (a Job's) would never complete.
+  if (!options.nativeSidecar && (pod.spec?.restartPolicy === "Never" || pod.spec?.restartPolicy === "OnFailure")) {
+    return deny(
+      `pods with restartPolicy ${pod.spec.restartPolicy} need native sidecars (Kubernetes 1.29 or newer) to use service account imports: ` +
+        "on this cluster the sidecar would keep the pod from ever completing",
+    );
+  }
   if (pod.spec?.hostNetwork === true) {
     // On the host's network the credential-free loopback proxy would serve every process on the node.
     return deny("pods with hostNetwork: true cannot use service account imports: their local proxy would be open to the whole node");

@@ -1,6 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { filterRequestHeaders, filterResponseHeaders, isLoopbackHost, rawStatusResponse, statusBody, targetPath } from "../../../sidecar/proxy-rules.ts";
+import {
+  filterRequestHeaders,
+  filterResponseHeaders,
+  isCrossSite,
+  isLoopbackHost,
+  rawStatusResponse,
+  statusBody,
+  targetPath,
+} from "../../../sidecar/proxy-rules.ts";
 
 const names = (raw: string[]) => raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
 
@@ -76,6 +84,29 @@ describe("proxy rules", () => {
     expect(filterResponseHeaders(["Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Accept", "a"], { upgrade: true })).toEqual([
       "Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Accept", "a",
     ]);
+  });
+
+  it("refuse requests a browser sends from another site's page (exec over WebSocket), not those of clients", () => {
+    expect(isCrossSite(undefined, undefined)).toBe(false);
+    expect(isCrossSite("http://127.0.0.1:17001", undefined)).toBe(false);
+    expect(isCrossSite("http://localhost:3000", "same-site")).toBe(false);
+    expect(isCrossSite("https://evil.example", undefined)).toBe(true);
+    expect(isCrossSite("null", undefined)).toBe(true);
+    expect(isCrossSite("not a url", undefined)).toBe(true);
+    expect(isCrossSite(undefined, "cross-site")).toBe(true);
+  });
+
+  it("refuse dot segments, which could climb out of the server URL's path on a gateway", () => {
+    expect(targetPath("/clusters/b", "/../a/api/v1/secrets")).toBeUndefined();
+    expect(targetPath("/clusters/b", "/%2e%2e/a/api")).toBeUndefined();
+    expect(targetPath("", "/api/./v1")).toBeUndefined();
+    expect(targetPath("/clusters/b", "/api/v1/pods?labelSelector=a%2F..")).toBe("/clusters/b/api/v1/pods?labelSelector=a%2F..");
+  });
+
+  it("drop a bearer token the app puts in Sec-WebSocket-Protocol, keeping the other protocols", () => {
+    const out = filterRequestHeaders(["Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.ZXlKaGJHY2lPaUpT, v5.channel.k8s.io"], { upgrade: true });
+    expect(out.slice(0, 2)).toEqual(["Sec-WebSocket-Protocol", "v5.channel.k8s.io"]);
+    expect(filterRequestHeaders(["Sec-WebSocket-Protocol", "base64url.bearer.authorization.k8s.io.abc"], { upgrade: true })).toEqual(["Connection", "Upgrade"]);
   });
 
   it("join the server's path with the request's path and query", () => {

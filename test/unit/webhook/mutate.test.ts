@@ -228,4 +228,13 @@ describe("webhookPatch", () => {
     ]);
     expect(applyPatch(from, ops)).toEqual(to);
   });
+
+  it("refuses run-to-completion pods when only a plain sidecar container is possible (< 1.29)", () => {
+    for (const restartPolicy of ["Never", "OnFailure"]) {
+      const result = run(pod("a", undefined, { restartPolicy }), PLAIN);
+      expect(result).toEqual({ kind: "deny", message: expect.stringMatching(new RegExp(`restartPolicy ${restartPolicy} need native sidecars`)) });
+    }
+    const native = run(pod("a", undefined, { restartPolicy: "Never" }), NATIVE);
+    expect(native.kind).toBe("patch");
+  });
 });
