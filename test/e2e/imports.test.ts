@@ -1,6 +1,6 @@
 // Imports end to end: bootstrap cluster2 -> cluster1, import pod-lister, and the controller (run
 // as the service account install creates) keeps a short-lived, bound, revocable token fresh.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
@@ -74,6 +74,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await manager?.stop();
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 describe("kubectl mcsa bootstrap and import", () => {

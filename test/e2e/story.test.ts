@@ -1,7 +1,7 @@
 // The whole story, as a user lives it: import → inject → sidecar → proxy, then rotate under load.
 // The controller and webhook run as one local process (as the service account install creates);
 // the pod's sidecar runs through sidecar-local, exactly as the webhook injected it.
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -70,6 +70,7 @@ afterAll(async () => {
   await sidecar?.stop();
   await mcsa("remove", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "20s");
   await manager?.stop();
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 describe("import → inject → sidecar → proxy", () => {

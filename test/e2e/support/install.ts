@@ -1,7 +1,6 @@
 // Sets a cluster up the way `kubectl mcsa install` does for the controller (CRD, namespace, its
 // service account and RBAC), and runs the controller out of cluster as that service account.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CoreV1Api, type KubernetesObject, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
 import { SYSTEM_NAMESPACE } from "../../../common/api.ts";
@@ -37,8 +36,10 @@ export async function serviceAccountKubeconfig(
     .makeApiClient(CoreV1Api)
     .createNamespacedServiceAccountToken({ name: serviceAccount, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
   const info = cluster(state, context);
-  const dir = mkdtempSync(join(tmpdir(), "mcsa-sa-"));
-  const file = join(dir, "kubeconfig");
+  // In the run's clusters directory: removed with the clusters at the end of the run.
+  const dir = join(state.dir, "kubeconfigs");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, `${context}-${namespace}-${serviceAccount}-${Date.now().toString(36)}.kubeconfig`);
   writeFileSync(
     file,
     JSON.stringify({

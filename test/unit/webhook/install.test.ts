@@ -1,10 +1,10 @@
 // kubectl mcsa install --dry-run=client: the objects it would apply, for either webhook mode.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { loadAllYaml } from "@kubernetes/client-node";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi, onTestFinished } from "vitest";
 import { DEFAULT_IMAGE, PRODUCT_VERSION } from "../../../common/manifests.ts";
 import { createCA } from "../../../common/pki.ts";
 import { cli } from "../../../plugin/main.ts";
@@ -100,6 +100,7 @@ describe("kubectl mcsa install --dry-run=client", () => {
 
   it("with --webhook-url, points the webhook at that URL with the given CA and creates no Deployment", async () => {
     const dir = mkdtempSync(join(tmpdir(), "mcsa-install-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const ca = await createCA("local");
     writeFileSync(join(dir, "ca.pem"), ca.cert);
     const objects = await dryRun("--webhook-url", "https://127.0.0.1:9443/mutate-pods", "--webhook-ca-file", join(dir, "ca.pem"));
