@@ -6,10 +6,8 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesObject,
-  PatchStrategy,
   type V1Secret,
   makeInformer,
-  setHeaderOptions,
 } from "@kubernetes/client-node";
 import {
   DEFAULT_EXPIRATION_SECONDS,
@@ -22,6 +20,7 @@ import {
   readyCondition,
 } from "../common/api.ts";
 import { importGrantName } from "../common/grant.ts";
+import { patchImportMetadata } from "../common/import-api.ts";
 import { buildImportSecretData, importSecretName, importSecretSkeleton, tokenExpiry } from "../common/import-secret.ts";
 import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
@@ -346,22 +345,10 @@ export class ImportController {
       }
     }
     try {
-      await this.custom.patchNamespacedCustomObject(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          namespace: sai.metadata.namespace!,
-          name: sai.metadata.name!,
-          body: {
-            metadata: {
-              resourceVersion: sai.metadata.resourceVersion,
-              finalizers: sai.metadata.finalizers.filter((f) => f !== FINALIZER),
-            },
-          },
-        },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      );
+      await patchImportMetadata(this.custom, sai.metadata.namespace!, sai.metadata.name!, {
+        resourceVersion: sai.metadata.resourceVersion,
+        finalizers: sai.metadata.finalizers.filter((f) => f !== FINALIZER),
+      });
     } catch (error) {
       if (isNotFound(error)) return;
       if (isConflict(error)) return this.queue.add(key);

@@ -5,6 +5,7 @@ import {
   type KubeConfig,
   KubernetesObjectApi,
 } from "@kubernetes/client-node";
+import type { Argv } from "yargs";
 import { GROUP, PLURAL, type ServiceAccountImport, VERSION } from "../common/api.ts";
 import { UserError, contextNamespace, describeApiError, isNotFound, loadKubeConfig } from "../common/kube.ts";
 
@@ -13,6 +14,15 @@ export interface GlobalArgs {
   context?: string;
   namespace?: string;
   "all-namespaces"?: boolean;
+}
+
+/** The args of a command that acts on one import, named by its first positional. */
+export interface NameArgs extends GlobalArgs {
+  name: string;
+}
+
+export function withName<T extends GlobalArgs>(y: Argv<T>, describe = "the import's name"): Argv<T & { name: string }> {
+  return y.positional("name", { type: "string", demandOption: true, describe }) as unknown as Argv<T & { name: string }>;
 }
 
 export class Session {

@@ -77,10 +77,15 @@ export class Counter implements Family {
     return this.#series.get(labels).value.n;
   }
   render(): string {
-    let out = header(this.name, this.help, "counter");
-    for (const { labels, value } of this.#series) out += `${this.name}${labelText(labels)} ${formatValue(value.n)}\n`;
-    return out;
+    return renderSingle(this.name, this.help, "counter", this.#series);
   }
+}
+
+/** A counter's or gauge's exposition: one sample per label set. */
+function renderSingle(name: string, help: string, type: string, series: Series<{ n: number }>): string {
+  let out = header(name, help, type);
+  for (const { labels, value } of series) out += `${name}${labelText(labels)} ${formatValue(value.n)}\n`;
+  return out;
 }
 
 export class Gauge implements Family {
@@ -98,9 +103,7 @@ export class Gauge implements Family {
     this.#series.delete(labels);
   }
   render(): string {
-    let out = header(this.name, this.help, "gauge");
-    for (const { labels, value } of this.#series) out += `${this.name}${labelText(labels)} ${formatValue(value.n)}\n`;
-    return out;
+    return renderSingle(this.name, this.help, "gauge", this.#series);
   }
 }
 

@@ -20,7 +20,6 @@ interface Args extends GlobalArgs {
   "local-name"?: string;
 }
 
-
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y
     .option("from", { type: "string", demandOption: true, describe: "context of the cluster to import from (the remote)" })

@@ -5,16 +5,13 @@ import type { Argv } from "yargs";
 import { UserError, describeApiError } from "../../common/kube.ts";
 import { remoteConfig } from "../../common/remote.ts";
 import { table } from "../output.ts";
-import { type GlobalArgs, Session } from "../session.ts";
+import { type GlobalArgs, type NameArgs, Session, withName } from "../session.ts";
 import { importSecretOf } from "../import-secret.ts";
 
-interface Args extends GlobalArgs {
-  name: string;
-}
-
+type Args = NameArgs;
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
-  return y.positional("name", { type: "string", demandOption: true }) as Argv<Args>;
+  return withName(y);
 }
 
 export async function handler(args: Args): Promise<void> {

@@ -4,15 +4,12 @@ import { IMPORT_ANNOTATION } from "../../common/api.ts";
 import { formatAge } from "../../common/duration.ts";
 import { parseImportAnnotation } from "../../common/names.ts";
 import { table } from "../output.ts";
-import { type GlobalArgs, Session } from "../session.ts";
+import { type GlobalArgs, type NameArgs, Session, withName } from "../session.ts";
 
-interface Args extends GlobalArgs {
-  name: string;
-}
-
+type Args = NameArgs;
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
-  return y.positional("name", { type: "string", demandOption: true }) as Argv<Args>;
+  return withName(y);
 }
 
 export async function handler(args: Args): Promise<void> {

@@ -17,7 +17,6 @@ interface Args extends GlobalArgs {
   audience?: string[];
 }
 
-
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y
     .positional("service-account", { type: "string", demandOption: true })

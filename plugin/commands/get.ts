@@ -11,7 +11,6 @@ interface Args extends GlobalArgs {
   output?: string;
 }
 
-
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y
     .positional("name", { type: "string", describe: "an import's name" })

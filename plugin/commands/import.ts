@@ -37,7 +37,6 @@ interface Args extends GlobalArgs {
   timeout?: string;
 }
 
-
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y
     .positional("name", { type: "string", demandOption: true, describe: "name of the ServiceAccountImport" })

@@ -107,7 +107,6 @@ const webhookConfigurationRef: KubernetesObject = {
   metadata: { name: WEBHOOK_CONFIGURATION },
 };
 
-
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y
     .option("image", { type: "string", default: DEFAULT_IMAGE, describe: "image of the in-cluster process (controller and webhook)" })

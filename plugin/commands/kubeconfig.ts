@@ -2,16 +2,13 @@
 // user asked for it).
 import type { Argv } from "yargs";
 import { UserError, isNotFound } from "../../common/kube.ts";
-import { type GlobalArgs, Session } from "../session.ts";
+import { type GlobalArgs, type NameArgs, Session, withName } from "../session.ts";
 import { importSecretOf } from "../import-secret.ts";
 
-interface Args extends GlobalArgs {
-  name: string;
-}
-
+type Args = NameArgs;
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
-  return y.positional("name", { type: "string", demandOption: true }).example("$0 kubeconfig cluster2-default-pod-lister > remote.kubeconfig", "") as Argv<Args>;
+  return withName(y).example("$0 kubeconfig cluster2-default-pod-lister > remote.kubeconfig", "");
 }
 
 export async function handler(args: Args): Promise<void> {

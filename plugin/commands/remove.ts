@@ -8,20 +8,17 @@ import { importGrant } from "../../common/grant.ts";
 import { UserError, isNotFound } from "../../common/kube.ts";
 import { parseRegistration, registrationSecretName } from "../../common/registration.ts";
 import { removeGrant } from "../remote-grants.ts";
-import { type GlobalArgs, Session } from "../session.ts";
+import { type GlobalArgs, type NameArgs, Session, withName } from "../session.ts";
 import { setTimeout as delay } from "node:timers/promises";
 
-interface Args extends GlobalArgs {
-  name: string;
+interface Args extends NameArgs {
   "remote-context"?: string;
   wait: boolean;
   timeout: string;
 }
 
-
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
-  return y
-    .positional("name", { type: "string", demandOption: true })
+  return withName(y)
     .option("remote-context", { type: "string", describe: "context of the remote cluster: also delete the grant there directly" })
     .option("wait", { type: "boolean", default: true, describe: "wait until the import is gone (--no-wait to return at once)" })
     .option("timeout", { type: "string", default: "60s", describe: "how long to wait" }) as Argv<Args>;

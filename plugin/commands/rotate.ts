@@ -1,21 +1,18 @@
 // kubectl mcsa rotate NAME: asks the controller for a new token now, and waits for it.
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
-import { GROUP, PLURAL, ROTATE_ANNOTATION, VERSION, readyCondition } from "../../common/api.ts";
+import { ROTATE_ANNOTATION, readyCondition } from "../../common/api.ts";
+import { patchImportMetadata } from "../../common/import-api.ts";
 import { parseDuration } from "../../common/duration.ts";
-import { type GlobalArgs, Session } from "../session.ts";
+import { type GlobalArgs, type NameArgs, Session, withName } from "../session.ts";
 import { waitFor } from "../wait.ts";
 
-interface Args extends GlobalArgs {
-  name: string;
+interface Args extends NameArgs {
   wait: boolean;
   timeout: string;
 }
 
-
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
-  return y
-    .positional("name", { type: "string", demandOption: true })
+  return withName(y)
     .option("wait", { type: "boolean", default: true, describe: "wait for the new token (--no-wait to return at once)" })
     .option("timeout", { type: "string", default: "60s", describe: "how long to wait" }) as Argv<Args>;
 }
@@ -26,17 +23,7 @@ export async function handler(args: Args): Promise<void> {
   const sai = await session.getImport(args.name);
   const request = new Date().toISOString();
   try {
-    await session.custom.patchNamespacedCustomObject(
-      {
-        group: GROUP,
-        version: VERSION,
-        plural: PLURAL,
-        namespace: sai.metadata.namespace!,
-        name: args.name,
-        body: { metadata: { annotations: { [ROTATE_ANNOTATION]: request } } },
-      },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    );
+    await patchImportMetadata(session.custom, sai.metadata.namespace!, args.name, { annotations: { [ROTATE_ANNOTATION]: request } });
   } catch (error) {
     throw session.fail(error, `requesting a new token for "${args.name}"`);
   }

@@ -17,7 +17,6 @@ interface Args extends GlobalArgs {
   name?: string;
 }
 
-
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y
     .option("from", { type: "string", demandOption: true, describe: "context of the remote cluster" })
