@@ -10,9 +10,9 @@ import { setTimeout as delay } from "node:timers/promises";
 import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type ServiceAccountImport, isReady } from "../common/api.ts";
 import { importGrant, importerFor } from "../common/grant.ts";
-import { down, up } from "../test/clusters/clusters.ts";
-import { controllerKubeconfig, installController } from "../test/e2e/support/install.ts";
-import { adminConfig } from "../test/e2e/support/kube.ts";
+import { down, up } from "../harness/clusters.ts";
+import { controllerKubeconfig, installController } from "../harness/install.ts";
+import { adminConfig } from "../harness/kube.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const { values } = parseArgs({ options: { imports: { type: "string", default: "1000" }, concurrency: { type: "string", default: "8" } } });
@@ -68,7 +68,7 @@ try {
 
   const kubeconfig = await controllerKubeconfig(state, "cluster1");
   const started = Date.now();
-  manager = spawn(process.execPath, [join(ROOT, "controller/main.ts"), "--kubeconfig", kubeconfig, "--concurrency", values.concurrency!, "--log-level", "warn"], {
+  manager = spawn(process.execPath, [join(ROOT, "manager/main.ts"), "--kubeconfig", kubeconfig, "--concurrency", values.concurrency!, "--log-level", "warn"], {
     stdio: ["ignore", "ignore", "inherit"],
   });
   let ready = 0;

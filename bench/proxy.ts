@@ -5,7 +5,7 @@
 //
 // Two sidecars: `node sidecar/main.ts` (as tests run it) and the image's bundle (scripts/package.ts).
 //
-// Starts its own local cluster (test/clusters), loopback only, fixed request counts with time
+// Starts its own local cluster (harness/), loopback only, fixed request counts with time
 // caps. Prints requests/s and p50/p99 latency per target, as ratios against kubectl proxy and
 // against direct calls, and RSS figures (VmRSS from /proc/<pid>/status).
 
@@ -21,9 +21,9 @@ import { setTimeout as delay } from "node:timers/promises";
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { bundle } from "../scripts/package.ts";
 import { atomicWrite } from "../sidecar/kubelet-layout.ts";
-import { down, up } from "../test/clusters/clusters.ts";
-import { freePort } from "../test/clusters/processes.ts";
-import { importSecretFiles, startSidecar, waitFor } from "../test/e2e/support/sidecar.ts";
+import { down, up } from "../harness/clusters.ts";
+import { freePort } from "../harness/processes.ts";
+import { importSecretFiles, startSidecar, waitFor } from "../harness/sidecar.ts";
 
 const quick = process.argv.includes("--quick");
 const NAMESPACE = "default";

@@ -26,11 +26,11 @@ import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { isoSeconds as iso, setCondition } from "./conditions.ts";
 import { EventRecorder } from "./events.ts";
-import { keepRunning } from "./informer.ts";
+import { keepRunning } from "../common/informer.ts";
 import { WorkQueue } from "./queue.ts";
 import { ClusterRegistry } from "./registry.ts";
 import { type FailureReason, RemoteFailure, revokeGrant, mintToken } from "../common/remote.ts";
-import { backoffMs, renewalDelayMs } from "./schedule.ts";
+import { backoffMs, renewalDelayMs } from "../common/schedule.ts";
 
 
 export interface ControllerOptions {

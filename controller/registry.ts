@@ -7,9 +7,9 @@ import { tokenClaims, tokenExpiry } from "../common/import-secret.ts";
 import { apiMessage } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { CLUSTER_NAME_LABEL, type Registration, parseRegistration } from "../common/registration.ts";
-import { keepRunning } from "./informer.ts";
+import { keepRunning } from "../common/informer.ts";
 import { type RemoteFailure, checkHealth, mintIdentityToken, remoteConfig } from "../common/remote.ts";
-import { backoffMs, renewalDelayMs } from "./schedule.ts";
+import { backoffMs, renewalDelayMs } from "../common/schedule.ts";
 
 
 export interface RemoteCluster {

@@ -13,8 +13,8 @@ import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/clien
 import { SYSTEM_NAMESPACE } from "../common/api.ts";
 import { CONTROLLER_SERVICE_ACCOUNT } from "../common/manifests.ts";
 import { isConflict } from "../common/kube.ts";
-import { type ClustersState, down, up } from "../test/clusters/clusters.ts";
-import { cachedBinaries, ensureBinaries } from "../test/clusters/binaries.ts";
+import { type ClustersState, down, up } from "../harness/clusters.ts";
+import { cachedBinaries, ensureBinaries } from "../harness/binaries.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const DEMO_DIR = join(ROOT, ".cache", "demo");
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     const webhookCA = join(work, "webhook-ca.pem");
     const manager = spawn(
       process.execPath,
-      [join(ROOT, "controller/main.ts"), "--kubeconfig", controllerConfig, "--cluster-check-interval", "5s", "--webhook-listen", "127.0.0.1:0", "--webhook-ca-out", webhookCA],
+      [join(ROOT, "manager/main.ts"), "--kubeconfig", controllerConfig, "--cluster-check-interval", "5s", "--webhook-listen", "127.0.0.1:0", "--webhook-ca-out", webhookCA],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
     children.push(manager);

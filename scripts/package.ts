@@ -25,7 +25,7 @@ import { parseArgs, promisify } from "node:util";
 import { constants as zlibConstants, crc32, deflateRawSync, gzipSync } from "node:zlib";
 import * as esbuild from "esbuild";
 import { dump as dumpYaml, load as loadYaml } from "js-yaml";
-import { cacheDir } from "../test/clusters/binaries.ts";
+import { cacheDir } from "../harness/binaries.ts";
 
 const run = promisify(execFile);
 
@@ -181,7 +181,7 @@ export async function bundle(outDir = DIST): Promise<Bundles> {
   };
   const metafiles = await Promise.all([
     bundleOne("plugin/main.ts", out.plugin, "cjs"),
-    bundleOne("controller/main.ts", out.manager, "esm"),
+    bundleOne("manager/main.ts", out.manager, "esm"),
     bundleOne("sidecar/main.ts", out.sidecar, "esm"),
   ]);
   for (const file of [out.plugin, out.manager, out.sidecar]) chmodSync(file, 0o755);

@@ -14,7 +14,7 @@ import {
 import { GROUP, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, PLURAL, type ServiceAccountImport, VERSION, isReady } from "../common/api.ts";
 import { apiMessage, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
-import { keepRunning } from "../controller/informer.ts";
+import { keepRunning } from "../common/informer.ts";
 import type { Lookup } from "./admission.ts";
 
 /** Reads of the API that take longer than this fail the admission with a clear message. */

@@ -26,7 +26,7 @@ import {
   webhookSecret,
   webhookService,
 } from "../../common/manifests.ts";
-import { type TlsPlan, planWebhookTls, splitPem, tlsFromSecretData } from "../../webhook/certs.ts";
+import { type TlsPlan, planWebhookTls, splitPem, tlsFromSecretData } from "../../common/serving-cert.ts";
 import { applyAll, remove } from "../apply.ts";
 import { printManifests } from "../output.ts";
 import { type GlobalArgs, Session } from "../session.ts";

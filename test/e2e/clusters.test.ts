@@ -1,8 +1,8 @@
 // The local clusters are real, independent Kubernetes API servers.
 import { CoreV1Api } from "@kubernetes/client-node";
 import { describe, expect, inject, it } from "vitest";
-import { adminConfig, cluster, createPodReader, kubectl, statusOf, tokenConfig, uniqueName } from "./support/kube.ts";
-import { eventually } from "./support/processes.ts";
+import { adminConfig, cluster, createPodReader, kubectl, statusOf, tokenConfig, uniqueName } from "../../harness/kube.ts";
+import { eventually } from "../../harness/run.ts";
 
 const state = inject("clusters");
 

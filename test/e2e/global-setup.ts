@@ -5,7 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { TestProject } from "vitest/node";
-import { type ClustersState, down, up } from "../clusters/clusters.ts";
+import { type ClustersState, down, up } from "../../harness/clusters.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {

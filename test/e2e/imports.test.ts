@@ -9,10 +9,10 @@ import { GROUP, PLURAL, SYSTEM_NAMESPACE, type ServiceAccountImport, VERSION, re
 import { IMPORTER_CLUSTER_LABEL, importGrant, importerFor } from "../../common/grant.ts";
 import { parseImportSecret } from "../../common/import-secret.ts";
 import { registrationSecretName } from "../../common/registration.ts";
-import { restartApiserver, stopApiserver } from "../clusters/cluster.ts";
-import { applyAsAdmin, controllerKubeconfig, installController, serviceAccountKubeconfig } from "./support/install.ts";
-import { adminConfig, cluster, createPodReader, kubectl, statusOf, tokenConfig } from "./support/kube.ts";
-import { Background, type RunResult, eventually, runNode } from "./support/processes.ts";
+import { restartApiserver, stopApiserver } from "../../harness/cluster.ts";
+import { applyAsAdmin, controllerKubeconfig, installController, serviceAccountKubeconfig } from "../../harness/install.ts";
+import { adminConfig, cluster, createPodReader, kubectl, statusOf, tokenConfig } from "../../harness/kube.ts";
+import { Background, type RunResult, eventually, runNode } from "../../harness/run.ts";
 
 const state = inject("clusters");
 const core1 = adminConfig(state, "cluster1").makeApiClient(CoreV1Api);
@@ -63,7 +63,7 @@ function file(name: string, content: string): string {
 beforeAll(async () => {
   await installController(state, "cluster1");
   const kubeconfig = await controllerKubeconfig(state, "cluster1");
-  manager = new Background("controller/main.ts", ["--kubeconfig", kubeconfig, "--cluster-check-interval", "1s", "--revoke-timeout", "15s"]);
+  manager = new Background("manager/main.ts", ["--kubeconfig", kubeconfig, "--cluster-check-interval", "1s", "--revoke-timeout", "15s"]);
   await manager.waitFor(/import controller started/);
   await createPodLister("pod-lister");
   await core2.createNamespacedPod({

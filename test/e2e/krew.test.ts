@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CRD_NAME } from "../../common/api.ts";
 import { DEFAULT_IMAGE } from "../../common/manifests.ts";
 import { DIST, PLATFORMS, type Platform, archiveName, binaryName, hostPlatform, isPackaged, packageAll, parseSums, platformId } from "../../scripts/package.ts";
-import { type KrewBinaries, ensureKrew } from "../clusters/krew.ts";
-import { adminConfig, createPodReader, statusOf, uniqueName } from "./support/kube.ts";
+import { type KrewBinaries, ensureKrew } from "../../harness/krew.ts";
+import { adminConfig, createPodReader, statusOf, uniqueName } from "../../harness/kube.ts";
 
 const state = inject("clusters");
 const host = hostPlatform();

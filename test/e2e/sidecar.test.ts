@@ -10,10 +10,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { SIDECAR_CONTAINER_NAME } from "../../common/api.ts";
 import { buildImportSecretData } from "../../common/import-secret.ts";
 import { atomicWrite } from "../../sidecar/kubelet-layout.ts";
-import { restartApiserver, stopApiserver } from "../clusters/cluster.ts";
-import { freePort } from "../clusters/processes.ts";
-import { adminConfig, cluster, kubectl, uniqueName } from "./support/kube.ts";
-import { httpCall, importSecretFiles, startSidecar, waitFor, type RunningSidecar } from "./support/sidecar.ts";
+import { restartApiserver, stopApiserver } from "../../harness/cluster.ts";
+import { freePort } from "../../harness/processes.ts";
+import { adminConfig, cluster, kubectl, uniqueName } from "../../harness/kube.ts";
+import { httpCall, importSecretFiles, startSidecar, waitFor, type RunningSidecar } from "../../harness/sidecar.ts";
 
 const state = inject("clusters");
 const namespace = "default";
@@ -104,7 +104,7 @@ afterAll(async () => {
 });
 
 async function fetchOk(info: typeof info2): Promise<boolean> {
-  const { adminRequest } = await import("../clusters/cluster.ts");
+  const { adminRequest } = await import("../../harness/cluster.ts");
   return adminRequest(info, "GET", "/readyz").then(
     (r) => r.status === 200,
     () => false,

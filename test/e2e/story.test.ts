@@ -8,9 +8,9 @@ import { join } from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { IMPORT_ANNOTATION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SIDECAR_CONTAINER_NAME } from "../../common/api.ts";
-import { controllerKubeconfig } from "./support/install.ts";
-import { adminConfig, createPodReader, kubectl, uniqueName } from "./support/kube.ts";
-import { Background, eventually, runNode } from "./support/processes.ts";
+import { controllerKubeconfig } from "../../harness/install.ts";
+import { adminConfig, createPodReader, kubectl, uniqueName } from "../../harness/kube.ts";
+import { Background, eventually, runNode } from "../../harness/run.ts";
 
 const state = inject("clusters");
 const core1 = adminConfig(state, "cluster1").makeApiClient(CoreV1Api);
@@ -47,7 +47,7 @@ beforeAll(async () => {
   const install = await mcsa("install", "--context", "cluster1");
   expect(install.code, install.stderr).toBe(0);
   const caFile = join(tmp, "webhook-ca.pem");
-  manager = new Background("controller/main.ts", [
+  manager = new Background("manager/main.ts", [
     "--kubeconfig", await controllerKubeconfig(state, "cluster1"),
     "--cluster-check-interval", "2s",
     "--webhook-listen", "127.0.0.1:0",

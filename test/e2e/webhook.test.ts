@@ -19,9 +19,9 @@ import {
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { GROUP, IMPORT_ANNOTATION, INJECTED_ANNOTATION, NAMESPACE_LABEL, PLURAL, SYSTEM_NAMESPACE, VERSION } from "../../common/api.ts";
 import { MANAGER_NAME, WEBHOOK_CONFIGURATION, WEBHOOK_SECRET, WEBHOOK_SERVICE } from "../../common/manifests.ts";
-import { controllerKubeconfig } from "./support/install.ts";
-import { adminConfig, statusOf, uniqueName } from "./support/kube.ts";
-import { Background, eventually, runNode } from "./support/processes.ts";
+import { controllerKubeconfig } from "../../harness/install.ts";
+import { adminConfig, statusOf, uniqueName } from "../../harness/kube.ts";
+import { Background, eventually, runNode } from "../../harness/run.ts";
 
 const state = inject("clusters");
 const kc1 = adminConfig(state, "cluster1");
@@ -166,7 +166,7 @@ describe("the webhook, called by the real API server", () => {
     expect(base.code, base.stderr).toBe(0);
     const kubeconfig = await controllerKubeconfig(state, "cluster1");
     const caFile = join(tmp, "webhook-ca.pem");
-    manager = new Background("controller/main.ts", [
+    manager = new Background("manager/main.ts", [
       "--kubeconfig",
       kubeconfig,
       "--disable-import-controller",

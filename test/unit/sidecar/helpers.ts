@@ -2,7 +2,7 @@
 
 import { importKubeconfig, renderKubeconfig } from "../../../common/kubeconfig.ts";
 
-export { waitFor } from "../../support/wait.ts";
+export { waitFor } from "../../../harness/wait.ts";
 
 /** An unsigned JWT-shaped token with the given exp (seconds) and subject: enough for the sidecar, which never verifies. */
 export function fakeToken(expSeconds: number, sub = "system:serviceaccount:default:pod-lister"): string {

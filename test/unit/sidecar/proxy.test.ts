@@ -6,7 +6,7 @@ import { connect, type AddressInfo, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createCA, issue } from "../../../common/pki.ts";
 import { createLogger } from "../../../common/log.ts";
-import { freePort } from "../../clusters/processes.ts";
+import { freePort } from "../../../harness/processes.ts";
 import { SidecarMetrics } from "../../../sidecar/metrics.ts";
 import { ImportProxy } from "../../../sidecar/proxy.ts";
 import { fakeToken, inOneHour, waitFor } from "./helpers.ts";

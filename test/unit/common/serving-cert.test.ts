@@ -4,7 +4,7 @@ import { X509Certificate } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { webhookDnsNames, webhookSecret } from "../../../common/manifests.ts";
 import { createCA, issue } from "../../../common/pki.ts";
-import { planWebhookTls, splitPem, tlsFromSecretData } from "../../../webhook/certs.ts";
+import { planWebhookTls, splitPem, tlsFromSecretData } from "../../../common/serving-cert.ts";
 
 const DNS = webhookDnsNames();
 const DAY = 86_400_000;

@@ -8,7 +8,7 @@ import { type ClusterInfo, startCluster, stopCluster } from "./cluster.ts";
 import { kubeconfigFor } from "./kubeconfig.ts";
 import { isRunning, processesUsing, stopProcess } from "./processes.ts";
 
-export const DEFAULT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../.cache/clusters");
+export const DEFAULT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../.cache/clusters");
 
 export interface ClustersState {
   dir: string;

@@ -2,8 +2,8 @@
 // errors other than timeouts and expired versions, so restart it with backoff.
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Informer } from "@kubernetes/client-node";
-import { apiMessage } from "../common/kube.ts";
-import type { Logger } from "../common/log.ts";
+import { apiMessage } from "./kube.ts";
+import type { Logger } from "./log.ts";
 import { backoffMs } from "./schedule.ts";
 
 export function keepRunning<T extends KubernetesObject>(informer: Informer<T>, what: string, log: Logger): { stop(): Promise<void> } {

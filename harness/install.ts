@@ -3,11 +3,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CoreV1Api, type KubernetesObject, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
-import { SYSTEM_NAMESPACE } from "../../../common/api.ts";
-import { CONTROLLER_SERVICE_ACCOUNT, controllerRbac, crd, systemNamespace } from "../../../common/manifests.ts";
-import type { ClustersState } from "../../clusters/clusters.ts";
+import { SYSTEM_NAMESPACE } from "../common/api.ts";
+import { CONTROLLER_SERVICE_ACCOUNT, controllerRbac, crd, systemNamespace } from "../common/manifests.ts";
+import type { ClustersState } from "./clusters.ts";
 import { adminConfig, cluster } from "./kube.ts";
-import { eventually } from "./processes.ts";
+import { eventually } from "./run.ts";
 
 export async function applyAsAdmin(state: ClustersState, context: string, objects: KubernetesObject[]): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(adminConfig(state, context));

@@ -1,4 +1,4 @@
-// The webhook's flags of the in-cluster process (controller/main.ts), parsed into a config, and
+// The webhook's flags of the in-cluster process (manager/main.ts), parsed into a config, and
 // what turns that config into a running server: serving certificate (given, or generated and its
 // CA written out), cluster look-ups, native-sidecar decision from the server version.
 import { readFile, writeFile } from "node:fs/promises";
@@ -9,9 +9,9 @@ import { UserError, apiMessage } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { DEFAULT_IMAGE, WEBHOOK_SERVICE } from "../common/manifests.ts";
 import { createCA, issue } from "../common/pki.ts";
-import { ClusterLookup, serverVersion, supportsNativeSidecars } from "./lookup.ts";
-import type { MutateOptions } from "./mutate.ts";
-import { DEFAULT_WEBHOOK_PATH, WebhookServer } from "./server.ts";
+import { ClusterLookup, serverVersion, supportsNativeSidecars } from "../webhook/lookup.ts";
+import type { MutateOptions } from "../webhook/mutate.ts";
+import { DEFAULT_WEBHOOK_PATH, WebhookServer } from "../webhook/server.ts";
 
 export const WEBHOOK_USAGE = `  --webhook-listen ADDR:PORT     serve the admission webhook (e.g. :8443 in a pod, 127.0.0.1:0 out of cluster)
   --webhook-cert FILE            PEM serving certificate (re-read when it changes)

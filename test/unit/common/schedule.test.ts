@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffMs, renewalDelayMs } from "../../../controller/schedule.ts";
+import { backoffMs, renewalDelayMs } from "../../../common/schedule.ts";
 
 describe("renewalDelayMs", () => {
   const issued = new Date("2026-01-01T00:00:00Z");

@@ -1,7 +1,7 @@
 // The in-cluster process's webhook flags.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_IMAGE } from "../../../common/manifests.ts";
-import { parseListen, parseResourceList, webhookConfig } from "../../../webhook/flags.ts";
+import { parseListen, parseResourceList, webhookConfig } from "../../../manager/webhook-flags.ts";
 import { supportsNativeSidecars } from "../../../webhook/lookup.ts";
 
 describe("webhook flags", () => {

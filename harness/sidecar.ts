@@ -5,11 +5,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { importKubeconfig, renderKubeconfig } from "../../../common/kubeconfig.ts";
+import { importKubeconfig, renderKubeconfig } from "../common/kubeconfig.ts";
 
-export const SIDECAR_MAIN = resolve(import.meta.dirname, "../../../sidecar/main.ts");
+export const SIDECAR_MAIN = resolve(import.meta.dirname, "../sidecar/main.ts");
 
-import { waitFor } from "../../support/wait.ts";
+import { waitFor } from "./wait.ts";
 
 export { waitFor };
 

@@ -2,8 +2,8 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { ApiException, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
-import type { ClustersState } from "../../clusters/clusters.ts";
-import type { ClusterInfo } from "../../clusters/cluster.ts";
+import type { ClustersState } from "./clusters.ts";
+import type { ClusterInfo } from "./cluster.ts";
 
 export function cluster(state: ClustersState, name: string): ClusterInfo {
   const found = state.clusters.find((c) => c.name === name);

@@ -6,8 +6,8 @@
 import "reflect-metadata";
 import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import type { WebhookTls } from "../common/manifests.ts";
-import { type CertificateAuthority, createCA, issue } from "../common/pki.ts";
+import type { WebhookTls } from "./manifests.ts";
+import { type CertificateAuthority, createCA, issue } from "./pki.ts";
 
 const DAY = 86_400_000;
 export const CA_DAYS = 3650;

@@ -3,9 +3,9 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { waitFor } from "../../support/wait.ts";
+import { waitFor } from "./wait.ts";
 
-export const ROOT = resolve(import.meta.dirname, "../../..");
+export const ROOT = resolve(import.meta.dirname, "..");
 
 export interface RunResult {
   code: number;

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { createCA, createSigningKey, issue } from "../../common/pki.ts";
+import { createCA, createSigningKey, issue } from "../common/pki.ts";
 import type { Binaries } from "./binaries.ts";
 import { kubeconfigFor } from "./kubeconfig.ts";
 import { freePort, isRunning, logTail, processesUsing, startDetached, stopProcess } from "./processes.ts";

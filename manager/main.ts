@@ -5,8 +5,8 @@ import { parseArgs } from "node:util";
 import { parseDuration } from "../common/duration.ts";
 import { UserError, loadKubeConfig } from "../common/kube.ts";
 import { createLogger, parseLevel } from "../common/log.ts";
-import { WEBHOOK_FLAGS, WEBHOOK_USAGE, startWebhook, webhookConfig } from "../webhook/flags.ts";
-import { ImportController } from "./imports.ts";
+import { WEBHOOK_FLAGS, WEBHOOK_USAGE, startWebhook, webhookConfig } from "./webhook-flags.ts";
+import { ImportController } from "../controller/imports.ts";
 
 const USAGE = `usage: mcsa-manager [flags]
 

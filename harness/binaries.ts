@@ -6,12 +6,14 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const TOOLS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../tools");
+const TOOLS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../tools");
 
 export interface Binaries {
   kubeApiserver: string;
   kubeControllerManager: string;
   kubectl: string;
+  kubeScheduler: string;
+  kubelet: string;
   etcd: string;
   kubernetesVersion: string;
   etcdVersion: string;
@@ -56,9 +58,11 @@ function targets(): { kube: BuildTarget; etcd: BuildTarget; kubernetesVersion: s
         "k8s.io/kubernetes/cmd/kube-apiserver",
         "k8s.io/kubernetes/cmd/kube-controller-manager",
         "k8s.io/kubernetes/cmd/kubectl",
+        "k8s.io/kubernetes/cmd/kube-scheduler",
+        "k8s.io/kubernetes/cmd/kubelet",
       ],
-      outputs: ["kube-apiserver", "kube-controller-manager", "kubectl"],
-      label: `kube-apiserver, kube-controller-manager and kubectl ${kubernetesVersion}`,
+      outputs: ["kube-apiserver", "kube-controller-manager", "kubectl", "kube-scheduler", "kubelet"],
+      label: `kube-apiserver, kube-controller-manager, kubectl, kube-scheduler and kubelet ${kubernetesVersion}`,
     },
     etcd: {
       moduleDir: "etcd",
@@ -75,7 +79,9 @@ function targets(): { kube: BuildTarget; etcd: BuildTarget; kubernetesVersion: s
 export function cachedBinaries(): Binaries | undefined {
   const t = targets();
   const b = binariesIn(t);
-  return [b.kubeApiserver, b.kubeControllerManager, b.kubectl, b.etcd].every((p) => existsSync(p)) ? b : undefined;
+  return [b.kubeApiserver, b.kubeControllerManager, b.kubectl, b.kubeScheduler, b.kubelet, b.etcd].every((p) => existsSync(p))
+    ? b
+    : undefined;
 }
 
 function binariesIn(t: ReturnType<typeof targets>): Binaries {
@@ -83,6 +89,8 @@ function binariesIn(t: ReturnType<typeof targets>): Binaries {
     kubeApiserver: join(t.kube.dir, "kube-apiserver"),
     kubeControllerManager: join(t.kube.dir, "kube-controller-manager"),
     kubectl: join(t.kube.dir, "kubectl"),
+    kubeScheduler: join(t.kube.dir, "kube-scheduler"),
+    kubelet: join(t.kube.dir, "kubelet"),
     etcd: join(t.etcd.dir, "etcd"),
     kubernetesVersion: t.kubernetesVersion,
     etcdVersion: t.etcdVersion,
