@@ -23,6 +23,11 @@ export interface ClusterInfo {
   apiserver: ServerProcess;
   /** Runs only the garbage collector and the namespace controller: what imports rely on. */
   controllerManager: ServerProcess;
+  /**
+   * The API server's audit log (JSON lines, Metadata level): a witness of what reached the server,
+   * as whom, with which credential (user.extra["authentication.kubernetes.io/credential-id"]).
+   */
+  auditLog: string;
 }
 
 export interface ServerProcess {
@@ -64,6 +69,12 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
   const servingKey = file("apiserver.key", serving.key);
   const saKey = file("sa.key", signing.privateKey);
   const saPub = file("sa.pub", signing.publicKey);
+  const auditLog = join(clusterDir, "audit.log");
+  const auditPolicy = join(clusterDir, "audit-policy.yaml");
+  writeFileSync(
+    auditPolicy,
+    ["apiVersion: audit.k8s.io/v1", "kind: Policy", "omitStages: [RequestReceived]", "rules:", "  - level: Metadata", ""].join("\n"),
+  );
 
   const etcdArgs = [
     `--name=${name}`,
@@ -97,6 +108,10 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     "--disable-admission-plugins=ServiceAccount",
     "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
     "--profiling=false",
+    `--audit-policy-file=${auditPolicy}`,
+    `--audit-log-path=${auditLog}`,
+    "--audit-log-mode=blocking",
+    "--audit-log-maxsize=200",
     "--v=1",
   ];
 
@@ -121,6 +136,7 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     name,
     server,
     issuer: server,
+    auditLog,
     dir: clusterDir,
     caPem: ca.cert,
     adminCertPem: admin.cert,
