@@ -1,6 +1,7 @@
-// The health port: /healthz (the process serves), /readyz (every import has a valid unexpired
-// token and its files are written) and /metrics (Prometheus text). Separate from the proxies,
-// and on all interfaces by default, since kubelet probes the pod IP.
+// The health port: /healthz (the process serves), /readyz (the pod may serve: every import has
+// been usable once and at least one still is), /readyz/<import> (that import is usable now) and
+// /metrics (Prometheus text). Separate from the proxies, and on all interfaces by default, since
+// kubelet probes the pod IP.
 
 import { createServer, type Server } from "node:http";
 import { CONTENT_TYPE } from "./metrics.ts";
@@ -10,6 +11,7 @@ export interface ImportReadiness {
   /** Valid contents have been read at least once. */
   hasToken: boolean;
   expiry: Date | undefined;
+  /** The files of the current contents are written (stays true while newer ones are written: the old set is still whole). */
   filesWritten: boolean;
   lastError: string | undefined;
 }
@@ -18,23 +20,33 @@ export interface ReadinessReport {
   ready: boolean;
   /** One line per import, and one for the merged kubeconfig. */
   lines: string[];
+  /** Each import on its own: one expired import does not hide the others. */
+  imports: { name: string; ready: boolean; line: string }[];
 }
 
-/** Pure: the readiness of the sidecar at `now`. */
+/** Pure: why an import is not usable at `now`, or undefined when it is. */
+function importProblem(i: ImportReadiness, now: number): string | undefined {
+  if (!i.hasToken) return `no valid token read yet${i.lastError ? ` (${i.lastError})` : ""}`;
+  if (!i.filesWritten) return `files not written${i.lastError ? ` (${i.lastError})` : ""}`;
+  if (i.expiry && i.expiry.getTime() <= now) return `token expired at ${i.expiry.toISOString()}`;
+  return undefined;
+}
+
+/**
+ * Pure: the readiness of the sidecar at `now`. The pod is ready once every import has been usable
+ * (app containers start only then: the startup probe) and while at least one still is, so a pod that
+ * uses several clusters keeps serving when one of them fails; each import's own state is on
+ * /readyz/<import> and in the verbose lines.
+ */
 export function readiness(imports: ImportReadiness[], mergedWritten: boolean, now: number): ReadinessReport {
-  const lines: string[] = [];
-  let ready = imports.length > 0;
-  for (const i of imports) {
-    let problem: string | undefined;
-    if (!i.hasToken) problem = `no valid token read yet${i.lastError ? ` (${i.lastError})` : ""}`;
-    else if (i.expiry && i.expiry.getTime() <= now) problem = `token expired at ${i.expiry.toISOString()}`;
-    else if (!i.filesWritten) problem = `files not written${i.lastError ? ` (${i.lastError})` : ""}`;
-    if (problem) ready = false;
-    lines.push(`[${problem ? "-" : "+"}]import ${i.name} ${problem ?? "ok"}`);
-  }
-  if (!mergedWritten) ready = false;
-  lines.push(`[${mergedWritten ? "+" : "-"}]merged kubeconfig ${mergedWritten ? "ok" : "not written"}`);
-  return { ready, lines };
+  const each = imports.map((i) => {
+    const problem = importProblem(i, now);
+    return { name: i.name, ready: problem === undefined, line: `[${problem ? "-" : "+"}]import ${i.name} ${problem ?? "ok"}` };
+  });
+  const allStarted = imports.length > 0 && imports.every((i) => i.hasToken && i.filesWritten);
+  const ready = allStarted && mergedWritten && each.some((i) => i.ready);
+  const lines = [...each.map((i) => i.line), `[${mergedWritten ? "+" : "-"}]merged kubeconfig ${mergedWritten ? "ok" : "not written"}`];
+  return { ready, lines, imports: each };
 }
 
 export interface HealthServerOptions {
@@ -58,6 +70,11 @@ export function createHealthServer(options: HealthServerOptions): Server {
       const verbose = /[?&]verbose(=|&|$)/.test(req.url ?? "");
       const body = verbose || !report.ready ? `${report.lines.join("\n")}\nreadyz check ${report.ready ? "passed" : "failed"}\n` : "ok\n";
       res.writeHead(report.ready ? 200 : 503, { "content-type": "text/plain", "cache-control": "no-store" }).end(body);
+    } else if (path?.startsWith("/readyz/")) {
+      const name = decodeURIComponent(path.slice("/readyz/".length));
+      const one = options.readiness().imports.find((i) => i.name === name);
+      if (!one) res.writeHead(404, { "content-type": "text/plain" }).end(`no import named "${name}" in this pod\n`);
+      else res.writeHead(one.ready ? 200 : 503, { "content-type": "text/plain", "cache-control": "no-store" }).end(`${one.line}\n`);
     } else if (path === "/metrics") {
       res.writeHead(200, { "content-type": CONTENT_TYPE, "cache-control": "no-store" }).end(options.metrics());
     } else {

@@ -138,8 +138,8 @@ export class Sidecar {
     i.proxy.setCredentials({ token: contents.token, expiry, server: contents.server, caPem: contents.caPem });
     i.contents = contents;
     i.expiry = expiry;
-    // Not ready until the files match the token: apps read the files, not the proxy's memory.
-    i.filesWritten = false;
+    // Readiness holds while the new files are written: each file is swapped whole, so apps read
+    // the old (still valid) credentials or the new ones, never a torn file.
     const written = await this.#writer.writeAll(planImportFiles(this.#options.outputDir, i.name, contents));
     await this.#writeMerged();
     i.filesWritten = true;
