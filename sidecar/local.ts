@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig, Watch, type V1Container, type V1Pod, type V1Secret, type V1Volume } from "@kubernetes/client-node";
 import { SIDECAR_CONTAINER_NAME } from "../common/api.ts";
 import { envVarName } from "../common/names.ts";
+import { backoffMs } from "../common/schedule.ts";
 import { atomicWrite } from "./kubelet-layout.ts";
 
 const USAGE = `Usage: npm run sidecar-local -- [--kubeconfig FILE] [--context NAME] [-n NAMESPACE] POD [--dir DIR] [--port-offset N]
@@ -77,7 +78,12 @@ export function findSidecar(pod: V1Pod): V1Container | undefined {
   return all.find((c) => c.name === SIDECAR_CONTAINER_NAME);
 }
 
-/** Keeps a Secret volume's directory in step with the Secret, replaying the kubelet's atomic swap. */
+/**
+ * Keeps a Secret volume's directory in step with the Secret, replaying the kubelet's atomic swap.
+ * List, then watch from the list's resourceVersion; a watch that ends (timeout, or 410 Gone after
+ * an API server restart) lists again. Failures back off exponentially up to 30 s, and the count is
+ * reset only by a successful list, so a dead or restarting API server is never hammered.
+ */
 function followSecret(kc: KubeConfig, namespace: string, volume: V1Volume, dirs: string[], signal: AbortSignal, log: (line: string) => void): Promise<void> {
   const name = volume.secret?.secretName ?? "";
   const core = kc.makeApiClient(CoreV1Api);
@@ -86,37 +92,55 @@ function followSecret(kc: KubeConfig, namespace: string, volume: V1Volume, dirs:
     const { files, mode } = secretFiles(secret, volume);
     for (const dir of dirs) if (await atomicWrite(dir, files, { mode })) log(`updated ${dir} from Secret ${namespace}/${name} (resourceVersion ${secret.metadata?.resourceVersion})`);
   };
+  const fieldSelector = `metadata.name=${name}`;
   return (async () => {
+    let failures = 0;
     while (!signal.aborted) {
       try {
-        // A fresh read on every (re)start: nothing is missed between two watches.
-        const secret = await core.readNamespacedSecret({ name, namespace });
-        await apply(secret);
-        await new Promise<void>((resolveWatch, rejectWatch) => {
+        // A fresh list on every (re)start: nothing is missed between two watches, and the list's
+        // resourceVersion is one the server can still watch from (an object's own may be too old).
+        const list = await core.listNamespacedSecret({ namespace, fieldSelector });
+        failures = 0;
+        const secret = list.items[0];
+        if (secret) await apply(secret);
+        else log(`Secret ${namespace}/${name} does not exist (yet); the kubelet would keep the pod waiting, we keep watching`);
+        const ended = await new Promise<"done" | "gone">((resolveWatch, rejectWatch) => {
           let request: { abort(): void } | undefined;
+          let gone = false;
           const stop = () => request?.abort();
           signal.addEventListener("abort", stop, { once: true });
           watch
             .watch(
               `/api/v1/namespaces/${namespace}/secrets`,
               // Shorter than the client's 30 s inactivity timeout: the server ends the watch cleanly.
-              { fieldSelector: `metadata.name=${name}`, resourceVersion: secret.metadata?.resourceVersion, timeoutSeconds: 20 },
-              (type, object: V1Secret) => {
+              { fieldSelector, resourceVersion: list.metadata?.resourceVersion, timeoutSeconds: 20 },
+              (type, object: V1Secret & { code?: number }) => {
                 if (type === "ADDED" || type === "MODIFIED") apply(object).catch((error: Error) => log(`cannot update ${name}: ${error.message}`));
                 if (type === "DELETED") log(`Secret ${namespace}/${name} was deleted; the kubelet keeps the last contents, so do we`);
+                if (type === "ERROR") {
+                  gone = true;
+                  request?.abort();
+                }
               },
               (error: unknown) => {
                 signal.removeEventListener("abort", stop);
-                if (error && !signal.aborted) rejectWatch(error instanceof Error ? error : new Error(String(error)));
-                else resolveWatch();
+                if (error && !gone && !signal.aborted) rejectWatch(error instanceof Error ? error : new Error(String(error)));
+                else resolveWatch(gone ? "gone" : "done");
               },
             )
             .then((r: { abort(): void }) => (request = r), rejectWatch);
         });
+        if (ended === "gone") {
+          log(`watch of Secret ${namespace}/${name}: resourceVersion too old (the API server restarted?); listing again`);
+          // Even a server that answers every fresh watch with 410 gets at most two requests a second.
+          await delay(backoffMs(1, 500), undefined, { signal }).catch(() => undefined);
+        }
       } catch (error) {
         if (signal.aborted) break;
-        log(`watch of Secret ${namespace}/${name}: ${(error as Error).message}; retrying`);
-        await delay(1_000, undefined, { signal }).catch(() => undefined);
+        failures++;
+        const wait = backoffMs(failures, 500, 30_000);
+        log(`watch of Secret ${namespace}/${name}: ${(error as Error).message}; retrying in ${wait} ms`);
+        await delay(wait, undefined, { signal }).catch(() => undefined);
       }
     }
   })();

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { SIDECAR_CONTAINER_NAME } from "../../common/api.ts";
 import { buildImportSecretData } from "../../common/import-secret.ts";
 import { atomicWrite } from "../../sidecar/kubelet-layout.ts";
+import { auditEvents } from "../../harness/audit.ts";
 import { restartApiserver, stopApiserver } from "../../harness/cluster.ts";
 import { freePort } from "../../harness/processes.ts";
 import { adminConfig, cluster, kubectl, uniqueName } from "../../harness/kube.ts";
@@ -337,6 +338,18 @@ describe("npm run sidecar-local", () => {
       const next = await mint();
       await core2.replaceNamespacedSecret({ name: secretName, namespace, body: { metadata: { name: secretName }, type: "Opaque", data: secretData(next) } });
       await waitFor("the new token in the local token file", async () => (await readFile(join(files, "serviceaccountimports", name, "token"), "utf8")) === next, 10_000);
+
+      // After an API server restart the watch lists again instead of looping on a too-old
+      // resourceVersion, and a token written after the restart still arrives.
+      const restarted = new Date(Date.now() - 1_000);
+      await stopApiserver(info2);
+      await restartApiserver(info2);
+      const afterRestart = await mint();
+      await core2.replaceNamespacedSecret({ name: secretName, namespace, body: { metadata: { name: secretName }, type: "Opaque", data: secretData(afterRestart) } });
+      await waitFor("the token written after the restart in the local token file", async () => (await readFile(join(files, "serviceaccountimports", name, "token"), "utf8")) === afterRestart, 30_000);
+      const requests = (await auditEvents(info2, restarted)).filter((e) => e.requestURI.includes(`metadata.name%3D${secretName}`));
+      expect(requests.length).toBeGreaterThan(0);
+      expect(requests.length, requests.map((e) => `${e.verb} ${e.responseStatus?.code}`).join(", ")).toBeLessThan(10);
     } finally {
       child.kill("SIGTERM");
       await waitFor("sidecar-local to exit after SIGTERM", () => child.exitCode !== null, 15_000);
