@@ -15,7 +15,7 @@
 //   npm run images -- list                       the images and what they hold
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join, relative } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,7 +27,12 @@ export const TAG = "dev";
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** Source files whose change changes the archives' bytes: a new version of this builder. */
 const BUILDER_SOURCES = ["images/build.ts", "images/oci.ts", "scripts/package.ts"];
-/** How many archives of one image the cache keeps (other checkouts may still use an older one). */
+/**
+ * What the bundles are made of: the folders their entry points may import (eslint's MAY_IMPORT
+ * keeps them from importing anything else), the locked npm packages, and the bundler's settings.
+ */
+const BUNDLE_SOURCES = { folders: ["common", "client", "controller", "webhook", "sidecar", "manager", "plugin"], files: ["package.json", "package-lock.json", "scripts/package.ts"] };
+/** How many archives of one image (and bundle sets) the cache keeps: other checkouts may still use an older one. */
 const KEEP_PER_IMAGE = 3;
 
 export interface ImageDefinition {
@@ -135,12 +140,34 @@ export class Inputs {
     this.bundleDir = bundleDir;
   }
 
-  /** dist/mcsa-manager.mjs and the rest, bundled now: the files images/Dockerfile copies. */
+  /**
+   * dist/mcsa-manager.mjs and the rest, as images/Dockerfile copies them. esbuild's output is a
+   * function of the sources, the locked packages and scripts/package.ts, so the bundles are cached
+   * by a digest of those and bundled again only when one changed (esbuild takes seconds).
+   */
   bundles(): Promise<Bundles> {
     this.bundlesPromise ??= (async () => {
+      const dir = join(imagesCacheDir(), "bundles", bundleSourcesKey().slice(0, 16));
+      const cached: Bundles = {
+        plugin: join(dir, "kubectl-mcsa.cjs"),
+        manager: join(dir, "mcsa-manager.mjs"),
+        sidecar: join(dir, "mcsa-sidecar.mjs"),
+        notices: join(dir, "THIRD_PARTY_NOTICES"),
+      };
+      if (existsSync(dir)) {
+        const now = new Date();
+        utimesSync(dir, now, now);
+        return cached;
+      }
       const bundles = await bundle(this.bundleDir);
       this.log(`bundled ${relative(ROOT, bundles.manager)} and ${relative(ROOT, bundles.sidecar)}`);
-      return bundles;
+      const tmp = `${dir}.tmp-${process.pid}`;
+      mkdirSync(tmp, { recursive: true });
+      for (const key of ["plugin", "manager", "sidecar", "notices"] as const) copyFileSync(bundles[key], join(tmp, basename(cached[key])));
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(tmp, dir);
+      pruneOldest(dirname(dir), /^[0-9a-f]{16}$/, () => {});
+      return cached;
     })();
     return this.bundlesPromise;
   }
@@ -337,6 +364,23 @@ export function inputKey(image: Image, builder: string): string {
   return sha256Hex(JSON.stringify({ builder, image: { ...image, layers } }));
 }
 
+/** A digest of every file the bundles are made from, by path and content. */
+export function bundleSourcesKey(root = ROOT): string {
+  const files: string[] = [...BUNDLE_SOURCES.files];
+  const walk = (dir: string) => {
+    if (!existsSync(join(root, dir))) return;
+    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else files.push(path);
+    }
+  };
+  for (const folder of BUNDLE_SOURCES.folders) walk(folder);
+  const hash = createHash("sha256");
+  for (const file of files.sort()) hash.update(`${file}\0`).update(readFileSync(join(root, file))).update("\0");
+  return hash.digest("hex");
+}
+
 function builderVersion(): string {
   return sha256Hex(BUILDER_SOURCES.map((file) => readFileSync(join(ROOT, file), "utf8")).join("\0"));
 }
@@ -399,23 +443,22 @@ export async function buildImages(options: BuildOptions = {}): Promise<BuiltImag
       renameSync(tmp, tar);
       record = { ref: image.ref, digest: layout.digest, size: layout.size };
       writeFileSync(recordFile, `${JSON.stringify(record, null, 2)}\n`);
-      pruneCache(dir, definition.name);
+      pruneOldest(dir, new RegExp(`^${definition.name}-[0-9a-f]{16}\\.json$`), (f) => rmSync(join(dir, f.replace(/\.json$/, ".tar")), { force: true }));
     }
     built.push({ name: definition.name, ref: definition.ref, digest: record.digest, size: record.size, tar, reused, seconds: (Date.now() - started) / 1000 });
   }
   return built;
 }
 
-/** Keeps the KEEP_PER_IMAGE archives of an image used last, removes older ones. */
-function pruneCache(dir: string, name: string): void {
-  const pattern = new RegExp(`^${name}-[0-9a-f]{16}\\.json$`);
-  const records = readdirSync(dir)
+/** Keeps the KEEP_PER_IMAGE entries of dir matching pattern used last; calls remove for the others. */
+function pruneOldest(dir: string, pattern: RegExp, also: (name: string) => void): void {
+  const used = readdirSync(dir)
     .filter((f) => pattern.test(f))
     .map((f) => ({ f, mtime: statSync(join(dir, f)).mtimeMs }))
     .sort((a, b) => b.mtime - a.mtime);
-  for (const { f } of records.slice(KEEP_PER_IMAGE)) {
-    rmSync(join(dir, f), { force: true });
-    rmSync(join(dir, f.replace(/\.json$/, ".tar")), { force: true });
+  for (const { f } of used.slice(KEEP_PER_IMAGE)) {
+    rmSync(join(dir, f), { recursive: true, force: true });
+    also(f);
   }
 }
 

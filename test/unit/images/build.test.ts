@@ -3,13 +3,13 @@
 // uid 65532, in a mount namespace of their own) to prove they hold everything their programs load;
 // the pause binary exits 0 on SIGTERM and SIGINT and reaps what is reparented to it.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../../harness/wait.ts";
-import { type BuiltImage, IMAGES, buildImages, formatBuilt, inputKey, knownImages, parseDpkgSearch, parseLdd, selectImages } from "../../../images/build.ts";
+import { type BuiltImage, IMAGES, buildImages, bundleSourcesKey, formatBuilt, inputKey, knownImages, parseDpkgSearch, parseLdd, selectImages } from "../../../images/build.ts";
 import type { Image } from "../../../images/oci.ts";
 import { ROOT, nodeVersion } from "../../../scripts/package.ts";
 import { type ReadLayout, listLayer, readLayout, unpackLayers } from "./layout.ts";
@@ -114,6 +114,31 @@ describe("inputKey", () => {
       inputKey(image(), "builder-2"),
     ];
     expect(new Set([key, ...others]).size).toBe(5);
+  });
+});
+
+describe("bundleSourcesKey", () => {
+  it("changes with what the bundles are made of, not with tests or docs", () => {
+    const root = join(work, "sources");
+    const put = (path: string, content: string) => {
+      mkdirSync(join(root, path, ".."), { recursive: true });
+      writeFileSync(join(root, path), content);
+    };
+    for (const file of ["package.json", "package-lock.json", "scripts/package.ts", "common/a.ts", "sidecar/main.ts", "test/unit/x.test.ts", "docs/x.md"]) put(file, file);
+    const key = bundleSourcesKey(root);
+    put("test/unit/x.test.ts", "changed");
+    put("docs/x.md", "changed");
+    expect(bundleSourcesKey(root)).toBe(key);
+    const changed = [
+      () => put("common/a.ts", "changed"),
+      () => put("controller/new.ts", "new"),
+      () => put("package-lock.json", "changed"),
+      () => put("scripts/package.ts", "changed"),
+    ].map((change) => {
+      change();
+      return bundleSourcesKey(root);
+    });
+    expect(new Set([key, ...changed]).size).toBe(5);
   });
 });
 
