@@ -58,70 +58,16 @@ export const CREDENTIALS_VOLUME_NAME = "mcsa";
 /** Env var in app containers: the first import's local proxy URL (each import also gets `MCSA_<NAME>_URL`). */
 export const PROXY_URL_ENV = "MCSA_PROXY_URL";
 
-export type ConditionStatus = "True" | "False" | "Unknown";
-
-export interface Condition {
-  type: string;
-  status: ConditionStatus;
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
-
-export interface ServiceAccountImportSpec {
-  /** Name of the remote cluster, as registered by `kubectl mcsa bootstrap`. */
-  clusterName: string;
-  /** Namespace of the remote service account. */
-  namespace: string;
-  /** Name of the remote service account. */
-  name: string;
-  /** Requested token lifetime in seconds (default 3600; the remote server may shorten it). */
-  expirationSeconds?: number;
-  /** Token audiences (default: the remote API server's). */
-  audiences?: string[];
-}
-
-export interface ServiceAccountImportStatus {
-  secrets?: { name: string }[];
-  conditions?: Condition[];
-  expirationTimestamp?: string;
-  /** When the current token was issued. */
-  issuedAt?: string;
-  /** The last rotation request (annotation value) the controller acted on. */
-  rotationRequest?: string;
-  observedGeneration?: number;
-}
-
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  generation?: number;
-  resourceVersion?: string;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  finalizers?: string[];
-  ownerReferences?: {
-    apiVersion: string;
-    kind: string;
-    name: string;
-    uid: string;
-    controller?: boolean;
-    blockOwnerDeletion?: boolean;
-  }[];
-}
-
-export interface ServiceAccountImport {
-  apiVersion: typeof API_VERSION;
-  kind: typeof KIND;
-  metadata: ObjectMeta;
-  spec: ServiceAccountImportSpec;
-  status?: ServiceAccountImportStatus;
-}
+// The ServiceAccountImport types are derived from the CRD's schema, in import-api.ts.
+export type {
+  Condition,
+  ConditionStatus,
+  ObjectMeta,
+  ServiceAccountImport,
+  ServiceAccountImportSpec,
+  ServiceAccountImportStatus,
+} from "./import-api.ts";
+import type { Condition, ServiceAccountImport } from "./import-api.ts";
 
 export const DEFAULT_EXPIRATION_SECONDS = 3600;
 /** TokenRequest's floor: the API server refuses shorter lifetimes. */

@@ -7,6 +7,7 @@ import type {
   V1ClusterRoleBinding,
   V1CustomResourceDefinition,
   V1Deployment,
+  V1JSONSchemaProps,
   V1MutatingWebhookConfiguration,
   V1Namespace,
   V1Role,
@@ -20,7 +21,6 @@ import {
   GROUP,
   IMPORT_ANNOTATION,
   KIND,
-  MIN_EXPIRATION_SECONDS,
   NAMESPACE_LABEL,
   NAMESPACE_LABEL_VALUE,
   PLURAL,
@@ -28,6 +28,7 @@ import {
   SYSTEM_NAMESPACE,
   VERSION,
 } from "./api.ts";
+import { IMPORT_SCHEMA } from "./import-api.ts";
 import pkg from "../package.json" with { type: "json" };
 
 export const CONTROLLER_SERVICE_ACCOUNT = "mcsa-controller";
@@ -51,9 +52,6 @@ const MANAGER_LABELS = { ...LABELS, "app.kubernetes.io/component": "manager" };
 const MANAGER_SELECTOR = { "app.kubernetes.io/name": "kubectl-mcsa", "app.kubernetes.io/component": "manager" };
 const CERT_DIR = "/etc/mcsa/webhook";
 const MANAGER_USER = 65532;
-
-const dnsName = { type: "string", minLength: 1, maxLength: 253, pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" };
-const dnsLabel = { type: "string", minLength: 1, maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" };
 
 export function crd(): V1CustomResourceDefinition {
   return {
@@ -79,64 +77,8 @@ export function crd(): V1CustomResourceDefinition {
             { name: "Expires", type: "date", jsonPath: ".status.expirationTimestamp" },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],
-          schema: {
-            openAPIV3Schema: {
-              type: "object",
-              description: "Imports a service account of a remote cluster: the controller keeps a short-lived token for it in a Secret.",
-              properties: {
-                apiVersion: { type: "string" },
-                kind: { type: "string" },
-                metadata: { type: "object" },
-                spec: {
-                  type: "object",
-                  required: ["clusterName", "namespace", "name"],
-                  properties: {
-                    clusterName: { ...dnsLabel, description: "The remote cluster, as registered by kubectl mcsa bootstrap." },
-                    namespace: { ...dnsLabel, description: "Namespace of the remote service account." },
-                    name: { ...dnsName, description: "Name of the remote service account." },
-                    expirationSeconds: {
-                      type: "integer",
-                      format: "int64",
-                      minimum: MIN_EXPIRATION_SECONDS,
-                      maximum: 86400 * 366,
-                      description: "Requested token lifetime (default 3600); the remote server may shorten it.",
-                    },
-                    audiences: { type: "array", items: { type: "string" }, description: "Token audiences (default: the remote API server's)." },
-                  },
-                },
-                status: {
-                  type: "object",
-                  properties: {
-                    secrets: {
-                      type: "array",
-                      items: { type: "object", required: ["name"], properties: { name: { type: "string" } } },
-                    },
-                    conditions: {
-                      type: "array",
-                      x_kubernetes_list_type: "map",
-                      x_kubernetes_list_map_keys: ["type"],
-                      items: {
-                        type: "object",
-                        required: ["type", "status"],
-                        properties: {
-                          type: { type: "string" },
-                          status: { type: "string", enum: ["True", "False", "Unknown"] },
-                          reason: { type: "string" },
-                          message: { type: "string" },
-                          lastTransitionTime: { type: "string", format: "date-time" },
-                          observedGeneration: { type: "integer", format: "int64" },
-                        },
-                      },
-                    },
-                    expirationTimestamp: { type: "string", format: "date-time" },
-                    issuedAt: { type: "string", format: "date-time" },
-                    rotationRequest: { type: "string" },
-                    observedGeneration: { type: "integer", format: "int64" },
-                  },
-                },
-              },
-            },
-          },
+          // One definition: the types the code uses are derived from this schema (import-api.ts).
+          schema: { openAPIV3Schema: structuredClone(IMPORT_SCHEMA) as unknown as V1JSONSchemaProps },
         },
       ],
     },

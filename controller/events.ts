@@ -5,7 +5,7 @@ import { apiMessage } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { redactTokens } from "../common/redact.ts";
 
-export const COMPONENT = "mcsa-controller";
+const COMPONENT = "mcsa-controller";
 
 export class EventRecorder {
   private readonly core: CoreV1Api;

@@ -7,10 +7,10 @@ import { tokenClaims, tokenExpiry } from "../common/import-secret.ts";
 import { apiMessage } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { CLUSTER_NAME_LABEL, type Registration, parseRegistration } from "../common/registration.ts";
-import { keepRunning } from "../common/informer.ts";
+import { SharedInformer } from "../common/informer.ts";
 import { type RemoteFailure, checkHealth, mintIdentityToken, remoteConfig } from "../common/remote.ts";
 import { backoffMs, renewalDelayMs } from "../common/schedule.ts";
-
+import { type Requeue, WAIT, WorkQueue } from "./queue.ts";
 
 export interface RemoteCluster {
   registration: Registration;
@@ -22,10 +22,10 @@ export interface RemoteCluster {
 
 export class ClusterRegistry {
   private readonly clusters = new Map<string, RemoteCluster>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-  private readonly renewFailures = new Map<string, number>();
+  /** Renewals of each cluster's importer identity token, keyed by cluster name. */
+  private readonly renewals: WorkQueue;
   private healthTimer: NodeJS.Timeout | undefined;
-  private informer: { stop(): Promise<void> } | undefined;
+  private informer: SharedInformer<V1Secret> | undefined;
   private readonly kc: KubeConfig;
   private readonly log: Logger;
   private readonly onChange: (clusterName: string) => void;
@@ -36,28 +36,33 @@ export class ClusterRegistry {
     this.log = log;
     this.onChange = onChange;
     this.healthIntervalMs = healthIntervalMs;
+    this.renewals = new WorkQueue((name) => this.renewIdentity(name), {
+      concurrency: 2,
+      onError: (name, error) => log.warn("could not renew the importer identity's token", { cluster: name, error: apiMessage(error) }),
+      backoff: (failures) => backoffMs(failures, 1000, 300_000),
+    });
   }
 
   get(name: string): RemoteCluster | undefined {
     return this.clusters.get(name);
   }
 
-  names(): string[] {
-    return [...this.clusters.keys()];
-  }
-
   async start(): Promise<void> {
     const core = this.kc.makeApiClient(CoreV1Api);
-    const informer = makeInformer<V1Secret>(
-      this.kc,
-      `/api/v1/namespaces/${SYSTEM_NAMESPACE}/secrets`,
-      () => core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE, labelSelector: CLUSTER_NAME_LABEL }),
-      CLUSTER_NAME_LABEL,
+    const informer = new SharedInformer<V1Secret>(
+      makeInformer<V1Secret>(
+        this.kc,
+        `/api/v1/namespaces/${SYSTEM_NAMESPACE}/secrets`,
+        () => core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE, labelSelector: CLUSTER_NAME_LABEL }),
+        CLUSTER_NAME_LABEL,
+      ),
+      "cluster registrations",
+      this.log,
     );
     informer.on("add", (s) => this.upsert(s));
     informer.on("update", (s) => this.upsert(s));
     informer.on("delete", (s) => this.remove(s));
-    this.informer = keepRunning(informer, "cluster registrations", this.log);
+    this.informer = informer;
     await informer.start();
     this.healthTimer = setInterval(() => void this.checkAll(), this.healthIntervalMs);
     this.healthTimer.unref();
@@ -65,7 +70,7 @@ export class ClusterRegistry {
 
   async stop(): Promise<void> {
     clearInterval(this.healthTimer);
-    for (const t of this.timers.values()) clearTimeout(t);
+    this.renewals.stop();
     await this.informer?.stop();
   }
 
@@ -106,51 +111,38 @@ export class ClusterRegistry {
     const name = secret.metadata?.labels?.[CLUSTER_NAME_LABEL];
     if (!name || !this.clusters.has(name)) return;
     this.clusters.delete(name);
-    clearTimeout(this.timers.get(name));
+    this.renewals.forget(name);
     this.log.info("cluster unregistered", { cluster: name });
     this.onChange(name);
   }
 
+  /** Renew at ~80% of the token's lifetime; a token that changed (bootstrap again, our renewal) sets the next time. */
   private scheduleRenewal(name: string, token: string): void {
-    clearTimeout(this.timers.get(name));
     const expiresAt = tokenExpiry(token);
     const issuedAt = issuedAtOf(token);
-    const delay = expiresAt && issuedAt ? renewalDelayMs(issuedAt, expiresAt, new Date()) : 0;
-    const timer = setTimeout(() => void this.renewIdentity(name), delay);
-    timer.unref();
-    this.timers.set(name, timer);
+    this.renewals.forget(name);
+    this.renewals.add(name, expiresAt && issuedAt ? renewalDelayMs(issuedAt, expiresAt, new Date()) : 0);
   }
 
-  /** Mints the importer identity a new token (bound to its anchor) and stores it locally. */
-  private async renewIdentity(name: string): Promise<void> {
+  /** Mints the importer identity a new token (bound to its anchor) and stores it locally; its watch event schedules the next. */
+  private async renewIdentity(name: string): Promise<Requeue> {
     const cluster = this.clusters.get(name);
-    if (!cluster) return;
-    const { importer } = cluster.registration;
-    try {
-      const minted = await mintIdentityToken(cluster.kc, name, importer);
-      await this.kc.makeApiClient(CoreV1Api).patchNamespacedSecret(
-        {
-          name: cluster.secretName,
-          namespace: SYSTEM_NAMESPACE,
-          body: { data: { token: Buffer.from(minted.token).toString("base64") } },
-        },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      );
-      this.renewFailures.delete(name);
-      this.log.info("renewed the importer identity's token", { cluster: name, expires: minted.expiresAt.toISOString() });
-    } catch (error) {
-      const failures = (this.renewFailures.get(name) ?? 0) + 1;
-      this.renewFailures.set(name, failures);
-      const delay = backoffMs(failures, 1000, 300_000);
-      this.log.warn("could not renew the importer identity's token", { cluster: name, error: apiMessage(error), retryInMs: delay });
-      const timer = setTimeout(() => void this.renewIdentity(name), delay);
-      timer.unref();
-      this.timers.set(name, timer);
-    }
+    if (!cluster) return WAIT;
+    const minted = await mintIdentityToken(cluster.kc, name, cluster.registration.importer);
+    await this.kc.makeApiClient(CoreV1Api).patchNamespacedSecret(
+      {
+        name: cluster.secretName,
+        namespace: SYSTEM_NAMESPACE,
+        body: { data: { token: Buffer.from(minted.token).toString("base64") } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    this.log.info("renewed the importer identity's token", { cluster: name, expires: minted.expiresAt.toISOString() });
+    return WAIT;
   }
 
   /** Checks every cluster now; reports those whose health changed. */
-  async checkAll(): Promise<void> {
+  private async checkAll(): Promise<void> {
     await Promise.all(
       [...this.clusters.values()].map(async (cluster) => {
         const failure = await checkHealth(cluster.kc, cluster.registration.clusterName);

@@ -3,6 +3,7 @@
 // --kubeconfig and --context, as kubectl does.
 import { parseArgs } from "node:util";
 import { parseDuration } from "../common/duration.ts";
+import { ImportClient } from "../common/import-client.ts";
 import { UserError, loadKubeConfig } from "../common/kube.ts";
 import { createLogger, parseLevel } from "../common/log.ts";
 import { WEBHOOK_FLAGS, WEBHOOK_USAGE, startWebhook, webhookConfig } from "./webhook-flags.ts";
@@ -48,13 +49,15 @@ export async function main(argv: string[]): Promise<void> {
   const runController = !values["disable-import-controller"];
   if (!runController && webhook === undefined) throw new UserError("nothing to run: --disable-import-controller without --webhook-listen");
   const kc = loadKubeConfig({ kubeconfig: values.kubeconfig, context: values.context });
+  // One cache of imports for the whole process: the controller and the webhook read the same.
+  const imports = new ImportClient(kc).cache(log);
   const parts: { stop(): Promise<void> }[] = [];
   const shutdown = (signal: string) => {
     log.info("shutting down", { signal });
     Promise.allSettled(parts.map((p) => p.stop())).finally(() => process.exit(0));
   };
   if (runController) {
-    const controller = new ImportController(kc, log, {
+    const controller = new ImportController(kc, log, imports, {
       concurrency,
       clusterCheckIntervalMs: parseDuration(values["cluster-check-interval"]!) * 1000,
       revokeTimeoutMs: parseDuration(values["revoke-timeout"]!) * 1000,
@@ -63,7 +66,8 @@ export async function main(argv: string[]): Promise<void> {
     parts.push(controller);
     log.info("import controller started", { server: kc.getCurrentCluster()?.server });
   }
-  if (webhook !== undefined) parts.push(await startWebhook(kc, log, webhook));
+  if (webhook !== undefined) parts.push(await startWebhook(kc, log, webhook, imports));
+  parts.push(imports);
 
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));

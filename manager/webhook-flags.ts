@@ -6,10 +6,12 @@ import { isIP } from "node:net";
 import type { KubeConfig, V1ResourceRequirements } from "@kubernetes/client-node";
 import { SIDECAR_PROXY_PORT_BASE, SYSTEM_NAMESPACE } from "../common/api.ts";
 import { UserError, apiMessage } from "../common/kube.ts";
+import type { ImportCache } from "../common/import-client.ts";
 import type { Logger } from "../common/log.ts";
 import { DEFAULT_IMAGE, WEBHOOK_SERVICE } from "../common/manifests.ts";
 import { createCA, issue } from "../common/pki.ts";
-import { ClusterLookup, serverVersion, supportsNativeSidecars } from "../webhook/lookup.ts";
+import { serverVersion } from "../common/version.ts";
+import { ClusterLookup, supportsNativeSidecars } from "../webhook/lookup.ts";
 import type { MutateOptions } from "../webhook/mutate.ts";
 import { DEFAULT_WEBHOOK_PATH, WebhookServer } from "../webhook/server.ts";
 
@@ -139,8 +141,8 @@ async function generateServing(host: string): Promise<{ cert: string; key: strin
 
 const CERT_POLL_MS = 30_000;
 
-/** Starts the webhook: resolves once it listens, with its URL and a stop function. */
-export async function startWebhook(kc: KubeConfig, log: Logger, config: WebhookConfig): Promise<{ url: string; stop(): Promise<void> }> {
+/** Starts the webhook: resolves once it listens, with its URL and a stop function. imports: the process's shared cache. */
+export async function startWebhook(kc: KubeConfig, log: Logger, config: WebhookConfig, imports: ImportCache): Promise<{ url: string; stop(): Promise<void> }> {
   let cert: string;
   let key: string;
   if (config.certFile !== undefined && config.keyFile !== undefined) {
@@ -179,7 +181,7 @@ export async function startWebhook(kc: KubeConfig, log: Logger, config: WebhookC
     native = config.native;
   }
 
-  const lookup = new ClusterLookup(kc, log);
+  const lookup = new ClusterLookup(kc, log, imports);
   await lookup.start();
   const server = new WebhookServer({
     host: config.host,

@@ -3,14 +3,10 @@
 
 import { parseArgs } from "node:util";
 import { SIDECAR_HEALTH_PORT } from "../common/api.ts";
+import { type ImportPort, parseImportArg } from "../common/import-arg.ts";
 import { parseLevel, type Level } from "../common/log.ts";
-import { validateDnsSubdomain } from "../common/names.ts";
 
-export interface ImportOption {
-  name: string;
-  /** Loopback port of the import's proxy. */
-  port: number;
-}
+export type ImportOption = ImportPort;
 
 export interface SidecarOptions {
   /** Each import's Secret is mounted at `<secretsDir>/<import>/`. */
@@ -67,12 +63,11 @@ function address(flag: string, value: string): string {
 }
 
 function importOption(value: string): ImportOption {
-  const eq = value.lastIndexOf("=");
-  if (eq <= 0) throw new OptionsError(`--import=${value}: expected NAME=PORT, e.g. --import=cluster2-pod-lister=17001`);
-  const name = value.slice(0, eq);
-  const invalid = validateDnsSubdomain(name);
-  if (invalid !== undefined) throw new OptionsError(`--import=${value}: ${JSON.stringify(name)} is not a valid import name: ${invalid}`);
-  return { name, port: port(`--import=${value}`, value.slice(eq + 1)) };
+  try {
+    return parseImportArg(value);
+  } catch (error) {
+    throw new OptionsError((error as Error).message);
+  }
 }
 
 /** Options from argv (without node and the script); throws OptionsError with a one-line message. */

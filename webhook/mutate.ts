@@ -34,6 +34,7 @@ import {
 } from "../common/api.ts";
 import { envVarName, parseImportAnnotation, secretVolumeName, validateDnsSubdomain } from "../common/names.ts";
 import { diff, type JsonPatchOp } from "./json-patch.ts";
+import { type ImportPort, formatImportArg, importArgsOf } from "../common/import-arg.ts";
 
 /** More names than this in one annotation is a mistake or an attack, not a workload. */
 export const MAX_IMPORTS_PER_POD = 32;
@@ -242,13 +243,8 @@ function targets(pod: V1Pod, native: boolean): V1Container[] {
 }
 
 /** `--import=<name>=<port>` arguments of a sidecar we injected earlier. */
-function sidecarImports(sidecar: V1Container | undefined): { name: string; port: number }[] {
-  const out: { name: string; port: number }[] = [];
-  for (const arg of sidecar?.args ?? []) {
-    const m = /^--import=([^=]+)=(\d+)$/.exec(arg);
-    if (m?.[1] !== undefined && m[2] !== undefined) out.push({ name: m[1], port: Number(m[2]) });
-  }
-  return out;
+function sidecarImports(sidecar: V1Container | undefined): ImportPort[] {
+  return importArgsOf(sidecar?.args);
 }
 
 /** Filters an optional array; an array emptied by us becomes absent, as the API server would return it. */
@@ -379,7 +375,7 @@ function sidecarContainer(plan: Plan, options: MutateOptions): V1Container {
       `--secrets-dir=${SIDECAR_SECRETS_DIR}`,
       `--output-dir=${POD_CREDENTIALS_ROOT}`,
       `--health-port=${plan.healthPort}`,
-      ...plan.imports.map((i) => `--import=${i.name}=${i.port}`),
+      ...plan.imports.map(formatImportArg),
     ],
     ...(options.nativeSidecar ? { restartPolicy: "Always" } : {}),
     ports: [{ name: HEALTH_PORT_NAME, containerPort: plan.healthPort, protocol: "TCP" }],

@@ -1,7 +1,7 @@
 // kubectl mcsa rotate NAME: asks the controller for a new token now, and waits for it.
 import type { Argv } from "yargs";
 import { ROTATE_ANNOTATION, readyCondition } from "../../common/api.ts";
-import { patchImportMetadata } from "../../common/import-api.ts";
+import { ImportClient } from "../../common/import-client.ts";
 import { parseDuration } from "../../common/duration.ts";
 import { type GlobalArgs, type NameArgs, Session, withName } from "../session.ts";
 import { waitFor } from "../wait.ts";
@@ -23,7 +23,7 @@ export async function handler(args: Args): Promise<void> {
   const sai = await session.getImport(args.name);
   const request = new Date().toISOString();
   try {
-    await patchImportMetadata(session.custom, sai.metadata.namespace!, args.name, { annotations: { [ROTATE_ANNOTATION]: request } });
+    await new ImportClient(session.kc).patchMetadata(sai.metadata.namespace!, args.name, { annotations: { [ROTATE_ANNOTATION]: request } });
   } catch (error) {
     throw session.fail(error, `requesting a new token for "${args.name}"`);
   }

@@ -1,0 +1,465 @@
+// The import controller's decisions, case by case: planImport is pure, so each row is an input
+// (the import, its Secret, the cluster, the time, a remote call's outcome) and what must follow.
+import { describe, expect, it } from "vitest";
+import type { V1Secret } from "@kubernetes/client-node";
+import { API_VERSION, FINALIZER, KIND, ROTATE_ANNOTATION, type ServiceAccountImport, readyCondition } from "../../../common/api.ts";
+import { importSecretName } from "../../../common/import-secret.ts";
+import { type Action, type ClusterView, type ImportPlan, type PlanInput, fresher, planImport, secretView, wantsWork } from "../../../controller/plan.ts";
+import { BACKOFF, type Requeue, WAIT, after } from "../../../controller/queue.ts";
+
+const T = (hhmmss: string) => new Date(`2026-01-01T${hhmmss}Z`);
+const MIN = 60_000;
+const ANCHOR = "mcsa-importer-cluster1.default.pods";
+const SECRET_NAME = importSecretName("pods", "uid-1");
+
+/** A JWT-shaped token whose claims say when it was issued and when it expires (never sent anywhere). */
+function token(issued: string, expires: string): string {
+  const claims = { iat: T(issued).getTime() / 1000, exp: T(expires).getTime() / 1000 };
+  return `e30.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.sig`;
+}
+
+const CLUSTER: ClusterView = {
+  server: "https://cluster2.example:6443",
+  caPem: "CA-2",
+  importer: { serviceAccount: "mcsa-importer-cluster1", namespace: "multicluster-service-account" },
+};
+
+/** A Ready import whose token was issued at 00:00 and expires at 01:00. */
+function ready(change: (sai: ServiceAccountImport) => void = () => undefined): ServiceAccountImport {
+  const sai: ServiceAccountImport = {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: "pods", namespace: "default", uid: "uid-1", generation: 1, resourceVersion: "10", finalizers: [FINALIZER] },
+    spec: { clusterName: "cluster2", namespace: "default", name: "pod-lister" },
+    status: {
+      secrets: [{ name: SECRET_NAME }],
+      expirationTimestamp: "2026-01-01T01:00:00Z",
+      issuedAt: "2026-01-01T00:00:00Z",
+      observedGeneration: 1,
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "TokenIssued",
+          message: "token for cluster2/default/pod-lister valid until 2026-01-01T01:00:00Z",
+          lastTransitionTime: "2026-01-01T00:00:00Z",
+          observedGeneration: 1,
+        },
+      ],
+    },
+  };
+  change(sai);
+  return sai;
+}
+
+/** An import just created: no finalizer, no status. */
+function fresh(): ServiceAccountImport {
+  return ready((s) => {
+    s.metadata.finalizers = undefined;
+    s.status = undefined;
+  });
+}
+
+const withReason = (reason: string, status: "True" | "False" = "False") =>
+  ready((s) => {
+    s.status!.conditions![0] = { ...s.status!.conditions![0]!, status, reason, message: "earlier" };
+  });
+
+const deleting = (change: (sai: ServiceAccountImport) => void = () => undefined) =>
+  ready((s) => {
+    s.metadata.deletionTimestamp = "2026-01-01T00:30:00Z";
+    change(s);
+  });
+
+function input(over: Partial<PlanInput> = {}): PlanInput {
+  return {
+    sai: ready(),
+    secret: { name: SECRET_NAME, token: token("00:00:00", "01:00:00"), server: CLUSTER.server, caPem: CLUSTER.caPem },
+    cluster: CLUSTER,
+    now: T("00:30:00"),
+    random: 0.5,
+    revokeTimeoutMs: 5 * MIN,
+    ...over,
+  };
+}
+
+const MINT: Action = {
+  type: "mint",
+  request: { namespace: "default", serviceAccount: "pod-lister", expirationSeconds: 3600, audiences: undefined, anchor: ANCHOR },
+};
+
+interface Row {
+  name: string;
+  input: PlanInput;
+  /** The actions, in order (events and logs compared by their type and reason only). */
+  actions: string[];
+  requeue: Requeue;
+  /** The Ready condition written; undefined: no status write. */
+  ready?: { status: "True" | "False"; reason: string; message?: RegExp };
+  check?: (plan: ImportPlan) => void;
+}
+
+/** "mint", "event:Warning:Forbidden", "log:warn" … : enough to read a row at a glance. */
+function summary(a: Action): string {
+  if (a.type === "event") return `event:${a.eventType}:${a.reason}`;
+  if (a.type === "log") return `log:${a.level}`;
+  return a.type;
+}
+
+const rows: Row[] = [
+  // --- a new import
+  {
+    name: "a new import gets the finalizer first, then a token is minted for it",
+    input: input({ sai: fresh(), secret: undefined }),
+    actions: ["addFinalizer", "mint"],
+    requeue: WAIT,
+    check: (plan) => expect(plan.actions[1]).toEqual(MINT),
+  },
+  {
+    name: "the mint request carries the spec's lifetime and audiences, bound to the grant's anchor",
+    input: input({
+      sai: ready((s) => {
+        s.spec.expirationSeconds = 7200;
+        s.spec.audiences = ["vault"];
+        s.metadata.generation = 2;
+      }),
+    }),
+    actions: ["mint"],
+    requeue: WAIT,
+    check: (plan) =>
+      expect(plan.actions[0]).toEqual({
+        type: "mint",
+        request: { namespace: "default", serviceAccount: "pod-lister", expirationSeconds: 7200, audiences: ["vault"], anchor: ANCHOR },
+      }),
+  },
+  {
+    name: "the first token goes into a Secret named after the import's uid; status names it; a TokenIssued event",
+    input: input({ sai: fresh(), secret: undefined, mint: { ok: true, issuedAt: T("00:30:00"), expiresAt: T("01:30:00") } }),
+    actions: ["addFinalizer", "writeSecret", "event:Normal:TokenIssued", "log:info"],
+    requeue: after(48 * MIN),
+    ready: { status: "True", reason: "TokenIssued", message: /^token for cluster2\/default\/pod-lister valid until 2026-01-01T01:30:00Z$/ },
+    check: (plan) => {
+      expect(plan.actions[1]).toEqual({ type: "writeSecret", name: SECRET_NAME });
+      expect(plan.status).toMatchObject({
+        secrets: [{ name: SECRET_NAME }],
+        issuedAt: "2026-01-01T00:30:00Z",
+        expirationTimestamp: "2026-01-01T01:30:00Z",
+        observedGeneration: 1,
+      });
+    },
+  },
+  // --- renewal timing
+  {
+    name: "a fresh token is kept: no write, look again at 80% of its lifetime (random 0.5 → 48 min after issue)",
+    input: input(),
+    actions: [],
+    requeue: after(18 * MIN),
+  },
+  {
+    name: "jitter, low end: random 0 renews at 75% (45 min after issue)",
+    input: input({ random: 0 }),
+    actions: [],
+    requeue: after(15 * MIN),
+  },
+  {
+    name: "jitter, high end: random 1 renews at 85% (51 min after issue)",
+    input: input({ random: 1 }),
+    actions: [],
+    requeue: after(21 * MIN),
+  },
+  {
+    name: "a token past its renewal time is renewed",
+    input: input({ now: T("00:49:00") }),
+    actions: ["mint"],
+    requeue: WAIT,
+  },
+  {
+    name: "a renewal of a Ready import records no event; the next renewal comes from the new lifetime",
+    input: input({ now: T("00:49:00"), mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("01:49:00") } }),
+    actions: ["writeSecret", "log:info"],
+    requeue: after(48 * MIN),
+    ready: { status: "True", reason: "TokenIssued", message: /valid until 2026-01-01T01:49:00Z/ },
+  },
+  {
+    name: "a server-shortened lifetime (10 min for 1 h asked): renewal at 80% of what was granted",
+    input: input({ now: T("00:49:00"), mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("00:59:00") } }),
+    actions: ["writeSecret", "log:info"],
+    requeue: after(8 * MIN),
+    ready: { status: "True", reason: "TokenIssued" },
+    check: (plan) => expect(plan.status?.expirationTimestamp).toBe("2026-01-01T00:59:00Z"),
+  },
+  {
+    name: "a Secret without a readable token is refilled",
+    input: input({ secret: { name: SECRET_NAME, token: "not-a-jwt", server: CLUSTER.server, caPem: CLUSTER.caPem } }),
+    actions: ["mint"],
+    requeue: WAIT,
+  },
+  // --- expiry and failures
+  {
+    name: "an expired token whose renewal fails: Ready turns False, without a 'stays valid' promise",
+    input: input({
+      secret: { name: SECRET_NAME, token: token("00:00:00", "00:20:00"), server: CLUSTER.server, caPem: CLUSTER.caPem },
+      mint: { ok: false, reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' },
+    }),
+    actions: ["event:Warning:RemoteUnreachable", "log:warn"],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "RemoteUnreachable", message: /^cannot reach cluster "cluster2": ECONNREFUSED$/ },
+  },
+  {
+    name: "a failing renewal with under a minute of token left: Ready False, saying until when it is valid",
+    input: input({
+      now: T("00:59:30"),
+      mint: { ok: false, reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' },
+    }),
+    actions: ["event:Warning:RemoteUnreachable", "log:warn"],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "RemoteUnreachable", message: /stays valid until 2026-01-01T01:00:00Z$/ },
+  },
+  {
+    name: "remote unreachable with a token still valid: Ready stays True, the reason says what is wrong and until when",
+    input: input({ cluster: { ...CLUSTER, failure: { reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ETIMEDOUT' } } }),
+    actions: [],
+    requeue: after(18 * MIN),
+    ready: {
+      status: "True",
+      reason: "RemoteUnreachable",
+      message: /^cannot reach cluster "cluster2": ETIMEDOUT; the current token stays valid until 2026-01-01T01:00:00Z$/,
+    },
+  },
+  {
+    name: "the remote healthy again: back to TokenIssued without a new token",
+    input: input({ sai: withReason("RemoteUnreachable", "True") }),
+    actions: [],
+    requeue: after(18 * MIN),
+    ready: { status: "True", reason: "TokenIssued", message: /valid until 2026-01-01T01:00:00Z/ },
+  },
+  {
+    name: "Forbidden: the message carries the command that grants access, recorded once as a Warning event",
+    input: input({
+      sai: fresh(),
+      secret: undefined,
+      mint: { ok: false, reason: "Forbidden", message: 'cluster "cluster2" forbids creating a token for service account default/pod-lister' },
+    }),
+    actions: ["addFinalizer", "event:Warning:Forbidden", "log:warn"],
+    requeue: BACKOFF,
+    ready: {
+      status: "False",
+      reason: "Forbidden",
+      message:
+        /forbids creating a token .*; grant it with: kubectl mcsa import pods -n default --cluster cluster2 --remote-namespace default --service-account pod-lister --remote-context <context of cluster2>$/,
+    },
+  },
+  {
+    name: "NotFound: the grant hint too",
+    input: input({ sai: fresh(), secret: undefined, mint: { ok: false, reason: "NotFound", message: 'cluster "cluster2": serviceaccounts "pod-lister" not found' } }),
+    actions: ["addFinalizer", "event:Warning:NotFound", "log:warn"],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "NotFound", message: /not found; grant it with: kubectl mcsa import pods/ },
+  },
+  {
+    name: "the same failure again: no second event, no second log line",
+    input: input({
+      sai: withReason("Forbidden"),
+      secret: undefined,
+      mint: { ok: false, reason: "Forbidden", message: 'cluster "cluster2" forbids creating a token' },
+    }),
+    actions: [],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "Forbidden", message: /grant it with/ },
+  },
+  {
+    name: "Unauthorized: no grant hint (bootstrap is what fixes it), the valid token still promised",
+    input: input({
+      now: T("00:50:00"),
+      mint: { ok: false, reason: "Unauthorized", message: 'cluster "cluster2" no longer accepts this cluster\'s importer identity (401): run kubectl mcsa bootstrap again' },
+    }),
+    actions: ["event:Warning:Unauthorized"],
+    requeue: BACKOFF,
+    ready: { status: "True", reason: "Unauthorized", message: /bootstrap again; the current token stays valid until 2026-01-01T01:00:00Z$/ },
+  },
+  // --- changes that ask for a new token
+  {
+    name: "spec changed (generation moved past the observed one): a new token at once",
+    input: input({ sai: ready((s) => (s.metadata.generation = 2)) }),
+    actions: ["mint"],
+    requeue: WAIT,
+  },
+  {
+    name: "a rotation request not yet handled: a new token",
+    input: input({ sai: ready((s) => (s.metadata.annotations = { [ROTATE_ANNOTATION]: "2026-01-01T00:29:00Z" })) }),
+    actions: ["mint"],
+    requeue: WAIT,
+  },
+  {
+    name: "a rotation's new token is announced by an event and echoed in status",
+    input: input({
+      sai: ready((s) => (s.metadata.annotations = { [ROTATE_ANNOTATION]: "2026-01-01T00:29:00Z" })),
+      mint: { ok: true, issuedAt: T("00:30:00"), expiresAt: T("01:30:00") },
+    }),
+    actions: ["writeSecret", "event:Normal:TokenIssued", "log:info"],
+    requeue: after(48 * MIN),
+    ready: { status: "True", reason: "TokenIssued" },
+    check: (plan) => expect(plan.status?.rotationRequest).toBe("2026-01-01T00:29:00Z"),
+  },
+  {
+    name: "a rotation already handled mints nothing",
+    input: input({
+      sai: ready((s) => {
+        s.metadata.annotations = { [ROTATE_ANNOTATION]: "2026-01-01T00:29:00Z" };
+        s.status!.rotationRequest = "2026-01-01T00:29:00Z";
+      }),
+    }),
+    actions: [],
+    requeue: after(18 * MIN),
+  },
+  {
+    name: "the registration's server moved: a new token (the Secret must name the new address)",
+    input: input({ cluster: { ...CLUSTER, server: "https://cluster2-new.example:6443" } }),
+    actions: ["mint"],
+    requeue: WAIT,
+  },
+  {
+    name: "the registration's CA changed: a new token",
+    input: input({ cluster: { ...CLUSTER, caPem: "CA-3" } }),
+    actions: ["mint"],
+    requeue: WAIT,
+  },
+  {
+    name: "cluster not registered: Ready False with the bootstrap command; the registry's change brings it back",
+    input: input({ cluster: undefined }),
+    actions: ["log:warn"],
+    requeue: WAIT,
+    ready: {
+      status: "False",
+      reason: "ClusterNotFound",
+      message: /^cluster "cluster2" is not registered here: run kubectl mcsa bootstrap --from <its context> --to <this cluster's context> --name cluster2$/,
+    },
+  },
+  // --- deletion
+  {
+    name: "deletion with a minted token: revoke the grant's anchor remotely first",
+    input: input({ sai: deleting() }),
+    actions: ["revoke"],
+    requeue: WAIT,
+    check: (plan) => expect(plan.actions[0]).toEqual({ type: "revoke", namespace: "default", anchor: ANCHOR }),
+  },
+  {
+    name: "deletion, revoked: the Secret goes, then the finalizer",
+    input: input({ sai: deleting(), revoke: { ok: true } }),
+    actions: ["log:info", "deleteSecret", "removeFinalizer"],
+    requeue: WAIT,
+    check: (plan) => expect(plan.actions[1]).toEqual({ type: "deleteSecret", name: SECRET_NAME }),
+  },
+  {
+    name: "deletion without a minted token: nothing to revoke; Secret and finalizer go",
+    input: input({ sai: deleting((s) => (s.status = undefined)) }),
+    actions: ["deleteSecret", "removeFinalizer"],
+    requeue: WAIT,
+  },
+  {
+    name: "deletion without a Secret and without a minted token: only the finalizer goes",
+    input: input({ sai: deleting((s) => (s.status = undefined)), secret: undefined }),
+    actions: ["removeFinalizer"],
+    requeue: WAIT,
+  },
+  {
+    name: "deletion of an import whose cluster is no longer registered: no remote call",
+    input: input({ sai: deleting(), cluster: undefined }),
+    actions: ["deleteSecret", "removeFinalizer"],
+    requeue: WAIT,
+  },
+  {
+    name: "deletion once our finalizer is gone: nothing to do",
+    input: input({ sai: deleting((s) => (s.metadata.finalizers = ["other"])) }),
+    actions: [],
+    requeue: WAIT,
+  },
+  {
+    name: "revoke failing within --revoke-timeout: retry with backoff, the finalizer stays",
+    input: input({ sai: deleting(), revoke: { ok: false, reason: "RemoteUnreachable", message: "ECONNREFUSED", failingSince: T("00:27:00") } }),
+    actions: ["log:warn"],
+    requeue: BACKOFF,
+  },
+  {
+    name: "revoke failing past --revoke-timeout: a RevokeFailed event says until when the tokens live; deletion goes on",
+    input: input({ sai: deleting(), revoke: { ok: false, reason: "RemoteUnreachable", message: "ECONNREFUSED", failingSince: T("00:24:00") } }),
+    actions: ["event:Warning:RevokeFailed", "deleteSecret", "removeFinalizer"],
+    requeue: WAIT,
+    check: (plan) =>
+      expect(plan.actions[0]).toMatchObject({ message: "could not revoke remotely (ECONNREFUSED); its tokens stay valid until 2026-01-01T01:00:00Z" }),
+  },
+  {
+    name: "revoke Forbidden: the grant is already gone remotely, deletion goes on at once",
+    input: input({ sai: deleting(), revoke: { ok: false, reason: "Forbidden", message: "forbidden", failingSince: T("00:30:00") } }),
+    actions: ["log:info", "deleteSecret", "removeFinalizer"],
+    requeue: WAIT,
+  },
+];
+
+describe("planImport", () => {
+  it("has a row for each case the controller decides", () => {
+    expect(rows.length).toBeGreaterThanOrEqual(20);
+  });
+
+  it.each(rows)("$name", (row) => {
+    const plan = planImport(row.input);
+    expect(plan.actions.map(summary)).toEqual(row.actions);
+    expect(plan.requeue).toEqual(row.requeue);
+    if (row.ready === undefined) {
+      expect(plan.status).toBeUndefined();
+    } else {
+      const condition = readyCondition({ status: plan.status });
+      expect(condition).toMatchObject({ type: "Ready", status: row.ready.status, reason: row.ready.reason });
+      if (row.ready.message) expect(condition?.message).toMatch(row.ready.message);
+    }
+    row.check?.(plan);
+  });
+
+  it("keeps the Ready condition's transition time while Ready stays the same, and moves it when it flips", () => {
+    const stays = planImport(input({ cluster: { ...CLUSTER, failure: { reason: "RemoteUnreachable", message: "down" } } }));
+    expect(readyCondition({ status: stays.status })?.lastTransitionTime).toBe("2026-01-01T00:00:00Z");
+    const flips = planImport(input({ cluster: undefined }));
+    expect(readyCondition({ status: flips.status })?.lastTransitionTime).toBe("2026-01-01T00:30:00Z");
+  });
+});
+
+describe("secretView", () => {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  const secret = (ownerUid: string): V1Secret => ({
+    metadata: { name: SECRET_NAME, ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: "pods", uid: ownerUid }] },
+    data: { token: b64("t"), server: b64("https://s"), "ca.crt": b64("CA") },
+  });
+  it.each([
+    { name: "a Secret the import owns is decoded", secret: secret("uid-1"), want: { name: SECRET_NAME, token: "t", server: "https://s", caPem: "CA" } },
+    { name: "someone else's Secret does not count", secret: secret("uid-2"), want: undefined },
+    { name: "no Secret", secret: undefined, want: undefined },
+  ])("$name", ({ secret, want }) => {
+    expect(secretView(secret, "uid-1")).toEqual(want);
+  });
+});
+
+describe("wantsWork", () => {
+  it.each([
+    { name: "our own status write", change: (s: ServiceAccountImport) => (s.status!.issuedAt = "2026-01-01T00:40:00Z"), want: false },
+    { name: "a label", change: (s: ServiceAccountImport) => (s.metadata.labels = { a: "b" }), want: false },
+    { name: "the spec (generation)", change: (s: ServiceAccountImport) => (s.metadata.generation = 2), want: true },
+    { name: "a rotation request", change: (s: ServiceAccountImport) => (s.metadata.annotations = { [ROTATE_ANNOTATION]: "x" }), want: true },
+    { name: "deletion", change: (s: ServiceAccountImport) => (s.metadata.deletionTimestamp = "2026-01-01T00:40:00Z"), want: true },
+    { name: "finalizers", change: (s: ServiceAccountImport) => (s.metadata.finalizers = []), want: true },
+  ])("$name → $want", ({ change, want }) => {
+    expect(wantsWork(ready(), ready(change))).toBe(want);
+  });
+});
+
+describe("fresher", () => {
+  const at = (rv: string) => ready((s) => (s.metadata.resourceVersion = rv));
+  it.each([
+    { name: "the cache has not seen our write yet: ours", cached: "10", written: "11", want: "11" },
+    { name: "the cache caught up: the cache", cached: "11", written: "11", want: "11" },
+    { name: "someone wrote after us: the cache", cached: "12", written: "11", want: "12" },
+    { name: "nothing written: the cache", cached: "10", written: undefined, want: "10" },
+    { name: "versions that are not integers: the cache", cached: "a", written: "b", want: "a" },
+  ])("$name", ({ cached, written, want }) => {
+    expect(fresher(at(cached), written === undefined ? undefined : at(written)).metadata.resourceVersion).toBe(want);
+  });
+});
