@@ -17,6 +17,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig, Watch, type V1Container, type V1Pod, type V1Secret, type V1Volume } from "@kubernetes/client-node";
 import { SIDECAR_CONTAINER_NAME } from "../common/api.ts";
+import { formatImportArg, importArgsOf } from "../common/import-arg.ts";
 import { envVarName } from "../common/names.ts";
 import { backoffMs } from "../common/schedule.ts";
 import { atomicWrite } from "./kubelet-layout.ts";
@@ -50,8 +51,8 @@ export function localArgs(args: readonly string[], mounts: readonly Mount[], roo
       return mapped === undefined ? arg : `${prefix}${mapped}`;
     }
     if (portOffset !== 0 && prefix === "--health-port=" && /^\d+$/.test(value)) return `${prefix}${Number(value) + portOffset}`;
-    const imp = /^(--import=.+=)(\d+)$/.exec(arg);
-    if (portOffset !== 0 && imp) return `${imp[1]}${Number(imp[2]) + portOffset}`;
+    const [imp] = importArgsOf([arg]);
+    if (portOffset !== 0 && imp) return formatImportArg({ name: imp.name, port: imp.port + portOffset });
     return arg;
   });
 }
@@ -261,10 +262,7 @@ export async function runLocal(argv: readonly string[]): Promise<number> {
       `mcsa-sidecar of pod ${namespace}/${podName} is ready (pid ${child.pid}); Ctrl-C stops it.`,
       `  files:      ${output}`,
       `  KUBECONFIG=${join(output, "kubeconfig")}`,
-      ...args
-        .map((a) => /^--import=(.+)=(\d+)$/.exec(a))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => `  import ${m[1]}: http://127.0.0.1:${m[2]}  (${envVarName(m[1] as string)}; files in ${join(output, "serviceaccountimports", m[1] as string)})`),
+      ...importArgsOf(args).map((i) => `  import ${i.name}: http://127.0.0.1:${i.port}  (${envVarName(i.name)}; files in ${join(output, "serviceaccountimports", i.name)})`),
       `  health:     http://127.0.0.1:${health}/readyz  /metrics`,
     ];
     console.log(lines.join("\n"));
