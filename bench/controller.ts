@@ -7,8 +7,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
-import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
-import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type ServiceAccountImport, isReady } from "../common/api.ts";
+import { CoreV1Api, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
+import { API_VERSION, KIND, type ServiceAccountImport, isReady } from "../common/api.ts";
+import { ImportClient } from "../common/import-client.ts";
 import { importGrant, importerFor } from "../common/grant.ts";
 import { down, up } from "../harness/clusters.ts";
 import { controllerKubeconfig, installController } from "../harness/install.ts";
@@ -47,7 +48,7 @@ try {
   const core2 = adminConfig(state, "cluster2").makeApiClient(CoreV1Api);
   await core2.createNamespacedServiceAccount({ namespace: "default", body: { metadata: { name: "pod-lister" } } });
   const remote = KubernetesObjectApi.makeApiClient(adminConfig(state, "cluster2"));
-  const custom1 = adminConfig(state, "cluster1").makeApiClient(CustomObjectsApi);
+  const imports1 = new ImportClient(adminConfig(state, "cluster1"));
   const names = Array.from({ length: count }, (_, i) => `import-${String(i).padStart(4, "0")}`);
   const setupStart = Date.now();
   const importer = importerFor("cluster1");
@@ -62,7 +63,7 @@ try {
       metadata: { name, namespace: "default" },
       spec: { clusterName: "cluster2", namespace: "default", name: "pod-lister" },
     };
-    await custom1.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: "default", body: sai });
+    await imports1.create(sai);
   });
   console.log(`set up ${count} imports and their grants in ${((Date.now() - setupStart) / 1000).toFixed(1)}s`);
 
@@ -76,7 +77,7 @@ try {
   while (ready < count) {
     if (Date.now() > deadline) throw new Error(`only ${ready}/${count} imports Ready after 10 minutes`);
     await delay(500);
-    const list = (await custom1.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: "default" })) as { items: ServiceAccountImport[] };
+    const list = { items: await imports1.list("default") };
     ready = list.items.filter(isReady).length;
   }
   const seconds = (Date.now() - started) / 1000;

@@ -12,7 +12,7 @@ import { Agent, request } from "node:https";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, type ServiceAccountImport } from "../common/api.ts";
+import { API_VERSION, KIND, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, type ServiceAccountImport } from "../common/api.ts";
 import { createLogger } from "../common/log.ts";
 import { createCA, issue } from "../common/pki.ts";
 import { StaticLookup } from "../webhook/lookup.ts";
@@ -23,8 +23,8 @@ const FIXTURE = join(ROOT, "test/unit/webhook/fixtures/readme-pod.json");
 
 function readyImport(name: string, namespace: string): ServiceAccountImport {
   return {
-    apiVersion: "multicluster.admiralty.io/v1alpha1",
-    kind: "ServiceAccountImport",
+    apiVersion: API_VERSION,
+    kind: KIND,
     metadata: { name, namespace },
     spec: { clusterName: "cluster2", namespace: "default", name: "pod-lister" },
     status: {
