@@ -5,9 +5,11 @@
 // rotate`; then after the first token can no longer be used (the remote service account deleted
 // and created again, which revokes every token minted for it, then a rotation). The remote API
 // server's audit log is the witness of which token each request carried (its credential id, the
-// token's JTI). A proxy-only pod gets no token file, and its apps work all the same.
+// token's JTI). For contrast, the former design (a kubeconfig with `tokenFile`) is run too:
+// client-node sends no credential, python keeps its first token. A proxy-only pod gets no token
+// file, and its apps work all the same.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -214,8 +216,42 @@ describe("apps in any language, through what the pod is given", () => {
     const python = new App("python3-kubernetes", PYTHON, ["test/e2e/apps/python_list_pods.py"], env);
     apps.push(node, library, python);
     const all = [node, library, python, new KubectlApp(env)];
-    const pids = [node.pid, library.pid, python.pid];
+    // For contrast, the former design: a kubeconfig straight to the remote with `tokenFile`.
+    const former = join(tmp, "former.kubeconfig");
+    const files = join(pod.importsDir, IMPORT);
+    writeFileSync(former, JSON.stringify({
+      apiVersion: "v1", kind: "Config", "current-context": "c",
+      clusters: [{ name: "c", cluster: { server: info2.server, "certificate-authority": join(files, "ca.crt") } }],
+      users: [{ name: "c", user: { tokenFile: join(files, "token") } }],
+      contexts: [{ name: "c", context: { cluster: "c", user: "c", namespace: "default" } }],
+    }));
+    const formerNode = new App("tokenFile: client-node", process.execPath, ["test/e2e/apps/node-default.ts"], { KUBECONFIG: former });
+    const formerPython = new App("tokenFile: python3-kubernetes", PYTHON, ["test/e2e/apps/python_list_pods.py"], { KUBECONFIG: former });
+    apps.push(formerNode, formerPython);
+    const pids = [node.pid, library.pid, python.pid, formerNode.pid, formerPython.pid];
     const table: string[] = [];
+
+    /** The former design's outcome: client-node sends no credential; python keeps the token it first read. */
+    async function contrast(label: string, pythonToken: string | undefined): Promise<void> {
+      const marker = `${label}-former-node-${Date.now().toString(36)}`;
+      const nodeReply = await formerNode.list(marker);
+      expect(nodeReply.ok, JSON.stringify(nodeReply)).toBe(false);
+      const nodeAudit = await audited(marker);
+      table.push(`${label.padEnd(10)} ${formerNode.name.padEnd(30)} ${nodeAudit.map((r) => `${r.code} ${r.username} ${r.credentialId}`).join(", ")}`);
+      expect(nodeAudit).toEqual([{ code: 403, username: "system:anonymous", credentialId: "(none)" }]);
+      const pyMarker = `${label}-former-python-${Date.now().toString(36)}`;
+      const pyReply = await formerPython.list(pyMarker);
+      if (pythonToken === undefined) {
+        table.push(`${label.padEnd(10)} ${formerPython.name.padEnd(30)} refused: ${pyReply.error}`);
+        expect(pyReply.ok, JSON.stringify(pyReply)).toBe(false);
+        expect(pyReply.error).toMatch(/401/);
+      } else {
+        const pyAudit = await audited(pyMarker);
+        table.push(`${label.padEnd(10)} ${formerPython.name.padEnd(30)} ${pyAudit.map((r) => `${r.code} ${r.credentialId}`).join(", ")}`);
+        expect(pyReply.ok, JSON.stringify(pyReply)).toBe(true);
+        expect(pyAudit.map((r) => r.credentialId)).toEqual([credentialId(pythonToken)]);
+      }
+    }
 
     async function phase(label: string, token: string): Promise<void> {
       for (const app of all) {
@@ -234,6 +270,7 @@ describe("apps in any language, through what the pod is given", () => {
     try {
       const first = await secretToken();
       await phase("first", first);
+      await contrast("first", first);
 
       const rotated = await mcsa("rotate", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "20s");
       expect(rotated.code, rotated.stderr).toBe(0);
@@ -242,13 +279,15 @@ describe("apps in any language, through what the pod is given", () => {
       const tokenFile = join(pod.importsDir, IMPORT, "token");
       await eventually("the pod's token file to hold the rotated token", async () => (readFileSync(tokenFile, "utf8") === second ? true : undefined), 10_000, 20);
       await phase("rotated", second);
+      await contrast("rotated", first);
 
       // Revoke every token minted so far: delete the remote service account and create it again
       // (same name, new uid; its RoleBinding is by name), then rotate for a token of the new one.
       await core2.deleteNamespacedServiceAccount({ name: remoteSA, namespace: "default" });
       await core2.createNamespacedServiceAccount({ namespace: "default", body: { metadata: { name: remoteSA } } });
       const version = (token: string) => statusOf(tokenConfig(info2, token).makeApiClient(VersionApi).getCode());
-      expect(await version(first)).toBe(401);
+      // The API server sees the service account's new uid through an informer: bounded wait.
+      await eventually("the first token to be refused", async () => ((await version(first)) === 401 ? true : undefined), 10_000, 100);
       expect(await version(second)).toBe(401);
       const again = await mcsa("rotate", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "20s");
       expect(again.code, again.stderr).toBe(0);
@@ -256,9 +295,10 @@ describe("apps in any language, through what the pod is given", () => {
       expect(await version(third)).toBe(200);
       await eventually("the pod's token file to hold the new token", async () => (readFileSync(tokenFile, "utf8") === third ? true : undefined), 10_000, 20);
       await phase("revoked", third);
+      await contrast("revoked", undefined);
 
       // Still the same processes.
-      expect([node.pid, library.pid, python.pid]).toEqual(pids);
+      expect([node.pid, library.pid, python.pid, formerNode.pid, formerPython.pid]).toEqual(pids);
     } finally {
       console.log(`phase      app                            audited requests (code, credential id)\n${table.join("\n")}`);
     }
