@@ -60,7 +60,8 @@ describe("the @kubectl-mcsa/client package", () => {
     expect(files).toEqual(["LICENSE", "README.md", ...modules.flatMap((m) => [`dist/${m}.d.ts`, `dist/${m}.js`]), "package.json"].sort());
   });
 
-  it("type-checks from a consumer's point of view, and a wrong use does not", async () => {
+  // Two tsc runs: seconds on a quiet machine, much longer on a busy one.
+  it("type-checks from a consumer's point of view, and a wrong use does not", { timeout: 180_000 }, async () => {
     writeFileSync(
       join(consumer, "app.ts"),
       [
@@ -90,7 +91,7 @@ describe("the @kubectl-mcsa/client package", () => {
     expect(wrong.stdout).toMatch(/wrong\.ts.*Type 'string' is not assignable to type 'number'/);
   });
 
-  it("runs from node_modules under plain Node: the packed code reads an import", async () => {
+  it("runs from node_modules under plain Node: the packed code reads an import", { timeout: 60_000 }, async () => {
     const fx = new Fixture();
     try {
       await fx.secretImport("c2", "packed-token");
