@@ -34,7 +34,7 @@ const layerRules = Object.entries(MAY_IMPORT).map(([folder, allowed]) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", ".cache/", "tools/"] },
+  { ignores: ["node_modules/", "dist/", "client/dist/", ".cache/", "tools/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -11,6 +11,11 @@ export const CRD_NAME = `${PLURAL}.${GROUP}`;
 
 /** Pod annotation naming the imports a pod wants: comma-separated. */
 export const IMPORT_ANNOTATION = `${GROUP}/service-account-import.name`;
+/**
+ * Pod annotation, "true" or "false" (the default): with "true", app containers get no token
+ * file, only the local proxies and kubeconfigs that point at them (docs/apps.md, proxy-only pods).
+ */
+export const PROXY_ONLY_ANNOTATION = `${GROUP}/proxy-only`;
 /** Label on an import's Secret, naming the import. */
 export const IMPORT_LABEL = IMPORT_ANNOTATION;
 /** `kubectl mcsa rotate` sets it to a timestamp; a value not yet in status.rotationRequest asks for a new token. */

@@ -240,7 +240,7 @@ async function main(): Promise<void> {
     const proxyUrl = /import \S+: (http:\/\/127\.0\.0\.1:\d+)/.exec(ready)![1]!;
 
     step(`List ${remote}'s pods three ways, as the app in the pod would`);
-    console.log("  a) kubectl with the pod's KUBECONFIG (tokenFile: re-read on every rotation)");
+    console.log("  a) kubectl with the pod's KUBECONFIG (it points at the local proxy: no token to re-read on rotation)");
     show([kubectl, "--kubeconfig", podKubeconfig, "get", "pods", "-n", "default"], { kubectl });
     console.log("  b) kubectl through the pod's local proxy, with no credentials at all");
     show([kubectl, "--server", proxyUrl, "get", "pods", "-n", "default"], { kubectl });

@@ -21,6 +21,8 @@ export interface SidecarOptions {
   imports: ImportOption[];
   /** Quiet time after a file event before the Secret is re-read (kubelet's swap is several events). */
   debounceMs: number;
+  /** Whether app containers get each import's token as a file; false: proxy-only (--no-app-token). */
+  appToken: boolean;
   /** Periodic re-read of every Secret, in case a file event is missed. */
   resyncMs: number;
   logLevel: Level;
@@ -35,6 +37,7 @@ export const USAGE = `Usage: mcsa-sidecar --secrets-dir=DIR --output-dir=DIR --i
   --health-port=PORT      /healthz, /readyz and /metrics (default ${SIDECAR_HEALTH_PORT})
   --health-address=ADDR   address of the health port (default 0.0.0.0, for kubelet probes)
   --proxy-address=ADDR    address of the proxies (default 127.0.0.1)
+  --no-app-token          write no token file for app containers: they use the proxies only
   --debounce=MS           quiet time after a Secret file event before re-reading (default 100)
   --resync=SECONDS        periodic re-read of every Secret (default 30)
   --log-level=LEVEL       debug, info, warn or error (default info)
@@ -85,6 +88,7 @@ export function parseOptions(argv: readonly string[]): SidecarOptions | "help" {
         "health-port": { type: "string" },
         "health-address": { type: "string" },
         "proxy-address": { type: "string" },
+        "no-app-token": { type: "boolean" },
         debounce: { type: "string" },
         resync: { type: "string" },
         "log-level": { type: "string" },
@@ -126,6 +130,7 @@ export function parseOptions(argv: readonly string[]): SidecarOptions | "help" {
     healthAddress: address("--health-address", values["health-address"] ?? "0.0.0.0"),
     proxyAddress: address("--proxy-address", values["proxy-address"] ?? "127.0.0.1"),
     imports,
+    appToken: values["no-app-token"] !== true,
     debounceMs: values.debounce === undefined ? 100 : positiveInt("--debounce", values.debounce, 0, 60_000),
     resyncMs: (values.resync === undefined ? 30 : positiveInt("--resync", values.resync, 1, 86_400)) * 1000,
     logLevel,

@@ -2,6 +2,12 @@
 // namespace,server,config}` (the original's paths) and one merged `kubeconfig`. What to write is
 // pure (planImportFiles, planMergedKubeconfig); writing is atomic and skips unchanged files.
 //
+// Both kubeconfigs point at the import's local proxy and hold no credential (common/kubeconfig.ts
+// says why): every client, whatever it does with token files, follows rotation through them.
+// `token`, `ca.crt` and `server` are the direct path, for clients that re-read the token
+// (client-go's rest.Config BearerTokenFile, the @kubectl-mcsa/client library). In proxy-only
+// pods (--no-app-token) there is no `token` file: app containers hold no credential at all.
+//
 // Permissions: every file is 0444 and every directory 0755. App containers may run as any user,
 // and nothing makes them share a group with the sidecar (a pod-wide fsGroup would chown every
 // volume), so they need the "other" read bit. The boundary is the volume: a memory-backed
@@ -13,52 +19,53 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ImportSecretContents } from "../common/import-secret.ts";
-import { importKubeconfig, mergedKubeconfig, renderKubeconfig } from "../common/kubeconfig.ts";
+import { proxyKubeconfig, renderKubeconfig } from "../common/kubeconfig.ts";
 
 export const FILE_MODE = 0o444;
 export const DIR_MODE = 0o755;
 export const IMPORTS_SUBDIR = "serviceaccountimports";
 export const MERGED_KUBECONFIG = "kubeconfig";
+export const TOKEN_FILE = "token";
 
 export interface PlannedFile {
   path: string;
   content: string;
 }
 
+export interface ImportOutput {
+  /** The import's local proxy URL, which both kubeconfigs point at. */
+  proxyUrl: string;
+  /** Whether app containers get the token as a file (false: proxy-only pods). */
+  appToken: boolean;
+}
+
 export const importDir = (outputDir: string, name: string) => join(outputDir, IMPORTS_SUBDIR, name);
 
-/**
- * One import's files. `config` is a kubeconfig that points at the token and CA files, so
- * kubectl and client-go pick up a new token without a new kubeconfig.
- */
-export function planImportFiles(outputDir: string, name: string, c: ImportSecretContents): PlannedFile[] {
+/** One import's files; `config` is a kubeconfig for this import alone, through its proxy. */
+export function planImportFiles(outputDir: string, name: string, c: ImportSecretContents, out: ImportOutput): PlannedFile[] {
   const dir = importDir(outputDir, name);
-  const config = importKubeconfig({ name, server: c.server, caData: c.caPem, namespace: c.namespace, tokenFile: join(dir, "token") });
-  // The CA by file, as the merged kubeconfig does: one place holds it.
-  const cluster = config.clusters[0];
-  if (cluster) cluster.cluster = { server: c.server, "certificate-authority": join(dir, "ca.crt") };
+  const config = proxyKubeconfig([{ name, proxyUrl: out.proxyUrl, namespace: c.namespace }]);
   return [
     { path: join(dir, "ca.crt"), content: c.caPem },
     { path: join(dir, "namespace"), content: c.namespace },
     { path: join(dir, "server"), content: c.server },
-    // The token after the CA and server it goes with, and before the kubeconfigs that name it.
-    { path: join(dir, "token"), content: c.token },
+    // The token after the CA and server it goes with.
+    ...(out.appToken ? [{ path: join(dir, TOKEN_FILE), content: c.token }] : []),
     { path: join(dir, "config"), content: renderKubeconfig(config) },
   ];
 }
 
+/**
+ * Files that must not be there: the token of a proxy-only pod (an earlier run of this sidecar
+ * in the same pod volume, started with other flags, may have left one).
+ */
+export function unwantedFiles(outputDir: string, name: string, out: Pick<ImportOutput, "appToken">): string[] {
+  return out.appToken ? [] : [join(importDir(outputDir, name), TOKEN_FILE)];
+}
+
 /** The merged kubeconfig: a context per import, in the order given; the first is current. */
-export function planMergedKubeconfig(outputDir: string, imports: { name: string; contents: ImportSecretContents }[]): PlannedFile {
-  const config = mergedKubeconfig(
-    imports.map(({ name, contents }) => ({
-      name,
-      server: contents.server,
-      caFile: join(importDir(outputDir, name), "ca.crt"),
-      namespace: contents.namespace,
-      tokenFile: join(importDir(outputDir, name), "token"),
-    })),
-  );
-  return { path: join(outputDir, MERGED_KUBECONFIG), content: renderKubeconfig(config) };
+export function planMergedKubeconfig(outputDir: string, imports: { name: string; namespace: string; proxyUrl: string }[]): PlannedFile {
+  return { path: join(outputDir, MERGED_KUBECONFIG), content: renderKubeconfig(proxyKubeconfig(imports)) };
 }
 
 /**
@@ -94,6 +101,19 @@ export class FileWriter {
     }
     await syncDir(dir);
     this.#written.set(file.path, file.content);
+    return true;
+  }
+
+  /** Removes a file (gone already is fine); returns whether there was one. */
+  async remove(path: string): Promise<boolean> {
+    this.#written.delete(path);
+    try {
+      await rm(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw error;
+    }
+    await syncDir(dirname(path));
     return true;
   }
 

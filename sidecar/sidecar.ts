@@ -7,7 +7,8 @@ import type { Logger } from "../common/log.ts";
 import { createHealthServer, readiness, type ReadinessReport } from "./health.ts";
 import { SidecarMetrics } from "./metrics.ts";
 import type { SidecarOptions } from "./options.ts";
-import { FileWriter, IMPORTS_SUBDIR, planImportFiles, planMergedKubeconfig, removeStaleTemps, importDir } from "./output.ts";
+import { FileWriter, IMPORTS_SUBDIR, planImportFiles, planMergedKubeconfig, removeStaleTemps, importDir, unwantedFiles, type ImportOutput } from "./output.ts";
+import { proxyUrl } from "../common/kubeconfig.ts";
 import { ImportProxy } from "./proxy.ts";
 import { watchSecretDir, type ReadCause, type SecretWatcher } from "./secret-watch.ts";
 import { join } from "node:path";
@@ -140,7 +141,9 @@ export class Sidecar {
     i.expiry = expiry;
     // Readiness holds while the new files are written: each file is swapped whole, so apps read
     // the old (still valid) credentials or the new ones, never a torn file.
-    const written = await this.#writer.writeAll(planImportFiles(this.#options.outputDir, i.name, contents));
+    const output = this.#output(i);
+    for (const path of unwantedFiles(this.#options.outputDir, i.name, output)) await this.#writer.remove(path);
+    const written = await this.#writer.writeAll(planImportFiles(this.#options.outputDir, i.name, contents, output));
     await this.#writeMerged();
     i.filesWritten = true;
     i.lastError = undefined;
@@ -159,11 +162,16 @@ export class Sidecar {
     });
   }
 
+  /** What app containers get for an import: its proxy's URL, and the token file unless proxy-only. */
+  #output(i: ImportState): ImportOutput {
+    return { proxyUrl: proxyUrl(this.#options.proxyAddress, i.proxy.port), appToken: this.#options.appToken };
+  }
+
   async #writeMerged(): Promise<void> {
     // Only once every import has contents: app containers start when all are ready anyway.
-    const entries = this.#imports.map((i) => ({ name: i.name, contents: i.contents }));
-    if (entries.some((e) => e.contents === undefined)) return;
-    await this.#writer.write(planMergedKubeconfig(this.#options.outputDir, entries as { name: string; contents: ImportSecretContents }[]));
+    if (this.#imports.some((i) => i.contents === undefined)) return;
+    const entries = this.#imports.map((i) => ({ name: i.name, namespace: i.contents?.namespace ?? "", proxyUrl: this.#output(i).proxyUrl }));
+    await this.#writer.write(planMergedKubeconfig(this.#options.outputDir, entries));
     this.#mergedWritten = true;
   }
 

@@ -23,6 +23,7 @@ import {
   NAMESPACE_LABEL_VALUE,
   POD_CREDENTIALS_ROOT,
   POD_MERGED_KUBECONFIG,
+  PROXY_ONLY_ANNOTATION,
   PROXY_URL_ENV,
   SIDECAR_CONTAINER_NAME,
   SIDECAR_HEALTH_PORT,
@@ -162,6 +163,16 @@ interface Plan {
   healthPort: number;
   /** Env vars app containers get, in order: name → value. */
   env: Map<string, string>;
+  /** False in proxy-only pods: app containers get no token file. */
+  appToken: boolean;
+}
+
+/** The proxy-only annotation: true, false (also when absent), or a refusal naming the values. */
+function proxyOnly(pod: V1Pod): boolean | Deny {
+  const raw = pod.metadata?.annotations?.[PROXY_ONLY_ANNOTATION];
+  if (raw === undefined || raw === "false") return false;
+  if (raw === "true") return true;
+  return deny(`annotation ${PROXY_ONLY_ANNOTATION} is ${q(raw)}: use "true" (app containers get no token, only the proxy) or "false"`);
 }
 
 function isPort(n: number): boolean {
@@ -216,7 +227,9 @@ export function mutatePod(input: MutateInput): MutateResult {
     }
     imports.push({ name, port: base + i, secretName, volume: secretVolumeName(name) });
   }
-  const plan: Plan = { imports, healthPort, env: injectedEnv(imports) };
+  const only = proxyOnly(pod);
+  if (typeof only !== "boolean") return only;
+  const plan: Plan = { imports, healthPort, env: injectedEnv(imports), appToken: !only };
 
   const stripped = strip(structuredClone(pod), plan, options.nativeSidecar);
   const conflict = findConflict(stripped, plan, options.nativeSidecar);
@@ -376,6 +389,7 @@ function sidecarContainer(plan: Plan, options: MutateOptions): V1Container {
       `--output-dir=${POD_CREDENTIALS_ROOT}`,
       `--health-port=${plan.healthPort}`,
       ...plan.imports.map(formatImportArg),
+      ...(plan.appToken ? [] : ["--no-app-token"]),
     ],
     ...(options.nativeSidecar ? { restartPolicy: "Always" } : {}),
     ports: [{ name: HEALTH_PORT_NAME, containerPort: plan.healthPort, protocol: "TCP" }],

@@ -1,6 +1,6 @@
 import { loadYaml } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { importKubeconfig, mergedKubeconfig, renderKubeconfig, type Kubeconfig } from "../../../common/kubeconfig.ts";
+import { importKubeconfig, proxyKubeconfig, proxyUrl, renderKubeconfig, type Kubeconfig } from "../../../common/kubeconfig.ts";
 
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2E=\n-----END CERTIFICATE-----\n";
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
@@ -23,13 +23,6 @@ describe("importKubeconfig", () => {
     });
   });
 
-  it("uses tokenFile for files inside pods, so rotation needs no rewrite", () => {
-    const doc = roundTrip(
-      importKubeconfig({ name: "a", server: "https://x", caData: PEM, namespace: "n", tokenFile: "/var/run/t" }),
-    ) as unknown as Kubeconfig;
-    expect(doc.users).toEqual([{ name: "a", user: { tokenFile: "/var/run/t" } }]);
-  });
-
   it("keeps long values on one line", () => {
     const token = `eyJ${"a".repeat(900)}.b.c`;
     const yaml = renderKubeconfig(importKubeconfig({ name: "a", server: "https://x", caData: PEM, namespace: "n", token }));
@@ -37,30 +30,28 @@ describe("importKubeconfig", () => {
     expect(yaml).toContain(`certificate-authority-data: ${b64(PEM)}\n`);
   });
 
-  it("requires exactly one of token and tokenFile, and PEM CA data", () => {
+  it("requires PEM CA data", () => {
     const base = { name: "a", server: "https://x", caData: PEM, namespace: "n" };
-    expect(() => importKubeconfig(base)).toThrow(/exactly one of token and tokenFile/);
-    expect(() => importKubeconfig({ ...base, token: "t", tokenFile: "/f" })).toThrow(/exactly one of token and tokenFile/);
     expect(() => importKubeconfig({ ...base, caData: b64(PEM), token: "t" })).toThrow(/caData must be PEM/);
   });
 });
 
-describe("mergedKubeconfig", () => {
-  it("has one cluster, user and context per import; the first is current", () => {
+describe("proxyKubeconfig", () => {
+  it("has one cluster, user and context per import, each cluster its proxy, no credential; the first is current", () => {
     const doc = roundTrip(
-      mergedKubeconfig([
-        { name: "b", server: "https://b", caFile: "/imports/b/ca.crt", namespace: "nb", tokenFile: "/imports/b/token" },
-        { name: "a", server: "https://a", caData: PEM, namespace: "na", tokenFile: "/imports/a/token" },
+      proxyKubeconfig([
+        { name: "b", proxyUrl: "http://127.0.0.1:17001", namespace: "nb" },
+        { name: "a", proxyUrl: "http://127.0.0.1:17002", namespace: "na" },
       ]),
     ) as unknown as Kubeconfig;
     expect(doc["current-context"]).toBe("b");
     expect(doc.clusters).toEqual([
-      { name: "b", cluster: { server: "https://b", "certificate-authority": "/imports/b/ca.crt" } },
-      { name: "a", cluster: { server: "https://a", "certificate-authority-data": b64(PEM) } },
+      { name: "b", cluster: { server: "http://127.0.0.1:17001", "insecure-skip-tls-verify": true } },
+      { name: "a", cluster: { server: "http://127.0.0.1:17002", "insecure-skip-tls-verify": true } },
     ]);
     expect(doc.users).toEqual([
-      { name: "b", user: { tokenFile: "/imports/b/token" } },
-      { name: "a", user: { tokenFile: "/imports/a/token" } },
+      { name: "b", user: {} },
+      { name: "a", user: {} },
     ]);
     expect(doc.contexts.map((c) => [c.name, c.context.cluster, c.context.user, c.context.namespace])).toEqual([
       ["b", "b", "b", "nb"],
@@ -68,11 +59,24 @@ describe("mergedKubeconfig", () => {
     ]);
   });
 
-  it("throws on empty input, duplicate names or an ambiguous CA", () => {
-    const e = { name: "a", server: "https://a", caFile: "/ca", namespace: "n", tokenFile: "/t" };
-    expect(() => mergedKubeconfig([])).toThrow(/at least one import/);
-    expect(() => mergedKubeconfig([e, { ...e }])).toThrow(/duplicate import name "a"/);
-    expect(() => mergedKubeconfig([{ ...e, caData: PEM }])).toThrow(/exactly one of caFile and caData/);
-    expect(() => mergedKubeconfig([{ ...e, caFile: undefined }])).toThrow(/exactly one of caFile and caData/);
+  it.each([
+    ["empty input", [], /at least one import/],
+    ["duplicate names", [{ name: "a", proxyUrl: "http://127.0.0.1:1", namespace: "n" }, { name: "a", proxyUrl: "http://127.0.0.1:2", namespace: "n" }], /duplicate import name "a"/],
+    ["an https URL", [{ name: "a", proxyUrl: "https://127.0.0.1:1", namespace: "n" }], /is not http:\/\/HOST:PORT/],
+    ["a URL with a path", [{ name: "a", proxyUrl: "http://127.0.0.1:1/x", namespace: "n" }], /is not http:\/\/HOST:PORT/],
+  ])("throws on %s", (_what, entries, message) => {
+    expect(() => proxyKubeconfig(entries)).toThrow(message);
+  });
+});
+
+describe("proxyUrl", () => {
+  it.each([
+    ["127.0.0.1", "http://127.0.0.1:17001"],
+    ["0.0.0.0", "http://127.0.0.1:17001"],
+    ["::1", "http://[::1]:17001"],
+    ["::", "http://[::1]:17001"],
+    ["10.1.2.3", "http://10.1.2.3:17001"],
+  ])("a proxy on %s is reached at %s", (address, url) => {
+    expect(proxyUrl(address, 17001)).toBe(url);
   });
 });
