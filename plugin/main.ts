@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // kubectl mcsa: the kubectl plugin. kubectl runs it as `kubectl-mcsa`; usage says `kubectl mcsa`.
+// main(argv, env) runs one command line with injected streams and sessions (env.ts): the binary
+// passes the process's, unit tests pass fakes.
 import yargs, { type Argv, type CommandModule } from "yargs";
 import { UserError } from "../common/errors.ts";
 import { redactTokens } from "../common/redact.ts";
 import { COMMANDS, namesOf } from "./commands/index.ts";
+import { type CommandEnv, println, processEnv } from "./env.ts";
 import type { GlobalArgs } from "./session.ts";
 
 /** Global flags that take a value, so that their value is not taken for the command's name. */
-const VALUE_FLAGS = new Set(["--kubeconfig", "--context", "--namespace", "-n"]);
+const VALUE_FLAGS = new Set(["--kubeconfig", "--context", "--cluster", "--user", "--namespace", "-n"]);
 
 /** The command word argv selects (completion: the word being completed after), if any. */
 export function selectedCommand(argv: string[]): string | undefined {
@@ -21,56 +24,161 @@ export function selectedCommand(argv: string[]): string | undefined {
   return undefined;
 }
 
+/** kubectl's short flags take their value glued on too: -oyaml, -o=yaml, -nkube-system, -lapp=x. */
+export function normalizeArgv(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const glued = /^-([onl])=?(.+)$/.exec(word);
+    if (glued) out.push(`-${glued[1]}`, glued[2]!);
+    else out.push(word);
+  }
+  return out;
+}
+
+/** Words users of kubectl (and of the original plugin) type for a command of another name. */
+const SYNONYMS: Record<string, string> = {
+  delete: "remove",
+  rm: "remove",
+  create: "import",
+  add: "import",
+  ls: "list",
+  show: "describe",
+  setup: "install",
+  init: "install",
+  renew: "rotate",
+  refresh: "rotate",
+  register: "bootstrap",
+  unregister: "unbootstrap",
+};
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The command a mistyped word most likely meant, if any is close. */
+export function suggestCommand(word: string, names: string[]): string | undefined {
+  if (SYNONYMS[word] && names.includes(SYNONYMS[word])) return SYNONYMS[word];
+  const best = names.map((name) => ({ name, d: distance(word, name) })).sort((a, b) => a.d - b.d)[0];
+  return best && best.d <= Math.max(1, Math.floor(best.name.length / 3)) ? best.name : undefined;
+}
+
+export const COMMAND_NAMES = [...COMMANDS.flatMap(namesOf), "completion"];
+
+/** yargs' own messages, made one line that names the flag and what it accepts. */
+export function oneLine(message: string): string {
+  const choice = /^Invalid values:\s*Argument: ([\w-]+), Given: (.*?), Choices: (.*)$/s.exec(message.trim());
+  if (choice) {
+    const flag = choice[1]!.length === 1 ? `-${choice[1]}` : `--${choice[1]}`;
+    const given = choice[2]!.replace(/^"(.*)"$/, "$1");
+    const allowed = choice[3]!.replace(/"/g, "").split(/,\s*/).join(", ");
+    return `invalid value "${given}" for ${flag}: allowed values are ${allowed}`;
+  }
+  const missing = /^Missing required arguments?: (.*)$/.exec(message.trim());
+  if (missing) {
+    const names = missing[1]!.split(/,\s*/);
+    // Positionals are reported as "not enough arguments": these are all flags.
+    const flags = names.map((n) => `--${n}`);
+    return `missing required ${names.length > 1 ? "arguments" : "argument"} ${flags.join(", ")} (see --help)`;
+  }
+  const unknown = /^Unknown arguments?: (.*)$/.exec(message.trim());
+  if (unknown) {
+    const names = unknown[1]!.split(/,\s*/).map((n) => (n.length === 1 ? `-${n}` : n.startsWith("-") ? n : `--${n}`));
+    return `unknown flag${names.length > 1 ? "s" : ""} ${names.join(", ")} (see --help for the flags this command takes)`;
+  }
+  const count = /^(Not enough|Too many) non-option arguments: got (\d+), (?:maximum of|need at least|minimum of) (\d+)/.exec(message.trim());
+  if (count) return `${count[1] === "Too many" ? "too many" : "not enough"} arguments: got ${count[2]}, expected ${count[3]} (see --help)`;
+  return message.replace(/\s*\n\s*/g, " ").trim();
+}
+
 /** Only the selected command's module is loaded; the others are listed by name and description. */
-async function commandModules(argv: string[]): Promise<CommandModule<GlobalArgs, GlobalArgs>[]> {
+async function commandModules(argv: string[], env: CommandEnv): Promise<CommandModule<GlobalArgs, GlobalArgs>[]> {
   const selected = selectedCommand(argv);
   return Promise.all(
     COMMANDS.map(async (entry) => {
       const base = { command: entry.command, describe: entry.describe };
+      const run = async (args: GlobalArgs) => {
+        const implementation = await entry.load();
+        await env.prepare?.();
+        await implementation.handler(args, env);
+      };
       if (selected !== undefined && namesOf(entry).includes(selected)) {
         const implementation = await entry.load();
-        return { ...base, builder: implementation.builder, handler: implementation.handler } as CommandModule<GlobalArgs, GlobalArgs>;
+        return { ...base, builder: implementation.builder, handler: run } as CommandModule<GlobalArgs, GlobalArgs>;
       }
       // Never selected by the parse (argv names another command); loads itself if it ever is.
-      return { ...base, handler: async (args: GlobalArgs) => (await entry.load()).handler(args) };
+      return { ...base, handler: run } as CommandModule<GlobalArgs, GlobalArgs>;
     }),
   );
 }
 
-export async function cli(argv: string[]): Promise<Argv<GlobalArgs>> {
-  const commands = await commandModules(argv);
+export async function cli(argv: string[], env: CommandEnv = processEnv()): Promise<Argv<GlobalArgs>> {
+  const commands = await commandModules(argv, env);
   // Completion scripts name a shell function and a command after the script: those must be the
   // executable's name, while usage reads as kubectl users type it.
   const completing = argv[0] === "completion" || argv.includes("--get-yargs-completions");
   return yargs(argv)
     .scriptName(completing ? "kubectl-mcsa" : "kubectl mcsa")
-    .usage("kubectl mcsa: multicluster service accounts.\nA pod in one cluster calls another cluster's API as an imported service account.\n\nUsage: $0 <command> [flags]")
-    .option("kubeconfig", { type: "string", global: true, describe: "path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config)" })
+    .usage(
+      "kubectl mcsa: multicluster service accounts.\n" +
+        "A pod in one cluster calls another cluster's API as an imported service account.\n\n" +
+        "Usage: $0 <command> [flags]",
+    )
+    .option("kubeconfig", { type: "string", global: true, describe: "path to the kubeconfig file (default: the KUBECONFIG list, then ~/.kube/config)" })
     .option("context", { type: "string", global: true, describe: "the kubeconfig context to use" })
+    .option("cluster", { type: "string", global: true, describe: "the kubeconfig cluster to use (import: the registered remote cluster)" })
+    .option("user", { type: "string", global: true, describe: "the kubeconfig user to use" })
     .option("namespace", { alias: "n", type: "string", global: true, describe: "the namespace (default: the context's)" })
     .command(commands)
     .demandCommand(1, "name a command (kubectl mcsa --help lists them)")
-    .recommendCommands()
     .strict()
     .completion("completion", "Print a shell completion script for kubectl-mcsa (bash or zsh): source <(kubectl mcsa completion)")
     .help()
     .alias("help", "h")
     .version(false)
-    .wrap(Math.min(120, process.stdout.columns || 100))
+    .exitProcess(false)
+    .wrap(Math.min(120, (env.out as { columns?: number }).columns || 100))
     .fail((message, error) => {
-      throw error ?? new UserError(message);
+      throw error ?? new UserError(oneLine(message));
     }) as Argv<GlobalArgs>;
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], env: CommandEnv = processEnv()): Promise<number> {
   try {
-    await (await cli(argv)).parseAsync();
+    const words = normalizeArgv(argv);
+    const selected = selectedCommand(words);
+    if (selected !== undefined && !words.includes("--get-yargs-completions") && !COMMAND_NAMES.includes(selected)) {
+      const suggestion = suggestCommand(selected, COMMAND_NAMES);
+      throw new UserError(
+        `unknown command "${selected}" for "kubectl mcsa"` + (suggestion ? `: did you mean "${suggestion}"?` : ": kubectl mcsa --help lists the commands"),
+      );
+    }
+    const parser = await cli(words, env);
+    let output = "";
+    await parser.parseAsync(words, {}, (_error, _argv, text) => {
+      output = text;
+    });
+    if (output) println(env.out, output);
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     // One line, never a token, never a stack: what happened and what to do.
-    console.error(`error: ${redactTokens(message).split("\n")[0]}`);
-    if (process.env.MCSA_DEBUG && error instanceof Error && !(error instanceof UserError)) console.error(error.stack);
+    println(env.err, `error: ${redactTokens(message).split("\n")[0]}`);
+    if (process.env.MCSA_DEBUG && error instanceof Error && !(error instanceof UserError)) println(env.err, String(error.stack));
     return 1;
   }
 }
