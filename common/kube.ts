@@ -199,6 +199,25 @@ function toKubeConfig(raw: RawKubeconfig, selection: Selection): KubeConfig {
   return kc;
 }
 
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/** client-go's in-cluster config, as a kubeconfig: the service's address, the mounted CA and token file. */
+export function inClusterKubeconfig(host: string, port: string, dir = SERVICE_ACCOUNT_DIR): RawKubeconfig {
+  const server = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  let namespace: string | undefined;
+  try {
+    namespace = readFileSync(join(dir, "namespace"), "utf8").trim() || undefined;
+  } catch {
+    namespace = undefined;
+  }
+  return {
+    clusters: [{ name: "in-cluster", cluster: { server, "certificate-authority": join(dir, "ca.crt") } }],
+    users: [{ name: "in-cluster", user: { tokenFile: join(dir, "token") } }],
+    contexts: [{ name: "in-cluster", context: { cluster: "in-cluster", user: "in-cluster", ...(namespace ? { namespace } : {}) } }],
+    "current-context": "in-cluster",
+  };
+}
+
 /** One loader for the plugin and the in-cluster process: what kubectl would connect to. */
 export function loadKubeConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env, home = homedir()): KubeConfig {
   const { raw, found } = readKubeconfigs(flags, env, home);
@@ -206,9 +225,8 @@ export function loadKubeConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv = 
   if (empty && !flags.context && !flags.cluster) {
     // kubectl (client-go) uses the in-cluster config when no kubeconfig says anything.
     if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
-      const kc = new KubeConfig();
-      kc.loadFromCluster();
-      return reuseConnections(kc);
+      const raw = inClusterKubeconfig(env.KUBERNETES_SERVICE_HOST, env.KUBERNETES_SERVICE_PORT);
+      return reuseConnections(toKubeConfig(raw, selectContext(raw, {})));
     }
     if (found === 0) throw new UserError("no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config");
   }
