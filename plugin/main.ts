@@ -7,6 +7,7 @@ import { UserError } from "../common/errors.ts";
 import { redactTokens } from "../common/redact.ts";
 import { COMMANDS, namesOf } from "./commands/index.ts";
 import { type CommandEnv, println, processEnv } from "./env.ts";
+import { examplesText } from "./help.ts";
 import type { GlobalArgs } from "./session.ts";
 
 /** Global flags that take a value, so that their value is not taken for the command's name. */
@@ -151,7 +152,18 @@ export async function cli(argv: string[], env: CommandEnv = processEnv()): Promi
     .alias("help", "h")
     .version(false)
     .exitProcess(false)
-    .wrap(Math.min(120, (env.out as { columns?: number }).columns || 100))
+    // At least 80 columns: examples are broken to fit in 80, and must not be wrapped again.
+    .wrap(Math.max(80, Math.min(120, (env.out as { columns?: number }).columns || 100)))
+    .epilog(
+      examplesText([
+        ["let cluster1 (where kubectl mcsa install ran) import from cluster2", "kubectl mcsa bootstrap --from cluster2 --to cluster1"],
+        [
+          "import cluster2's default/pod-lister into cluster1's default namespace",
+          "kubectl mcsa import cluster2-default-pod-lister --context cluster1 -n default --cluster cluster2 --remote-namespace default --service-account pod-lister --remote-context cluster2 --wait",
+        ],
+        ["list the imports of every namespace", "kubectl mcsa get -A --context cluster1"],
+      ]) + "\n\nUse \"kubectl mcsa <command> --help\" for more about a command.",
+    )
     .fail((message, error) => {
       throw error ?? new UserError(oneLine(message));
     }) as Argv<GlobalArgs>;

@@ -2,6 +2,7 @@
 // that may only renew its own token, and registers REMOTE in LOCAL under a name.
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { UserError } from "../../common/errors.ts";
 import { IMPORTER_CLUSTER_LABEL, type Importer, identityGrant, importerFor } from "../../common/grant.ts";
 import { describeApiError } from "../../common/kube.ts";
@@ -33,8 +34,12 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("server", { type: "string", describe: "the remote API server's URL as the importing cluster reaches it (default: the --from context's)" })
     .option("dry-run", { type: "string", describe: "client: print the objects of each cluster instead of creating them (none: act)" })
     .option("output", { alias: "o", type: "string", describe: "with --dry-run=client: yaml or json" })
-    .example("$0 bootstrap --from cluster2 --to cluster1", "cluster1 may then import service accounts of cluster2")
-    .example("$0 bootstrap --from cluster2 --to cluster1 --dry-run=client -o yaml", "the objects it would create in each cluster") as Argv<Args>;
+    .epilog(
+      examplesText([
+        ["cluster1 may then import service accounts of cluster2", "kubectl mcsa bootstrap --from cluster2 --to cluster1"],
+        ["the objects it would create in each cluster", "kubectl mcsa bootstrap --from cluster2 --to cluster1 --dry-run=client -o yaml"],
+      ]),
+    ) as Argv<Args>;
 }
 
 export function requireCA(cluster: ClusterInfo, context: string): string {

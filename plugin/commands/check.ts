@@ -1,6 +1,7 @@
 // kubectl mcsa check NAME: with the import's own token, asks the remote server who it is
 // (SelfSubjectReview) and what it may do in its namespace (SelfSubjectRulesReview).
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { UserError, describeApiError } from "../../common/kube.ts";
 import { type CommandEnv, println } from "../env.ts";
 import { importSecretOf } from "../import-secret.ts";
@@ -10,7 +11,12 @@ import { type GlobalArgs, type NameArgs, type TokenReview, withName } from "../s
 type Args = NameArgs;
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
-  return withName(y).example("$0 check cluster2-default-pod-lister", "who cluster2 says the token is, and what it may do there");
+  return withName(y)
+    .epilog(
+      examplesText([
+        ["who cluster2 says the token is, and what it may do there", "kubectl mcsa check cluster2-default-pod-lister"],
+      ]),
+    );
 }
 
 export function reviewText(clusterName: string, server: string, name: string, namespace: string, review: TokenReview): string {

@@ -1,6 +1,7 @@
 // kubectl mcsa clusters: the remote clusters registered in this context (bootstrap), the identity
 // each imports as, and what depends on each: imports and the pods that use them.
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { GROUP } from "../../common/api.ts";
 import type { Registration } from "../../common/registration.ts";
 import { type ClusterDependents, dependentsOf } from "../dependents.ts";
@@ -19,7 +20,11 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("output", { alias: "o", type: "string", describe: "output format: wide, yaml, json, name, jsonpath=TEMPLATE or custom-columns=SPEC" })
     .option("no-headers", { type: "boolean", default: false, describe: "print the table without its header" })
     .option("headers", { type: "boolean", hidden: true })
-    .example("$0 clusters --context cluster1", "what cluster1 imports from, and what would break without each") as Argv<Args>;
+    .epilog(
+      examplesText([
+        ["what cluster1 imports from, and what would break without each", "kubectl mcsa clusters --context cluster1"],
+      ]),
+    ) as Argv<Args>;
 }
 
 /** A registration as printed by -o yaml|json: never its token. */

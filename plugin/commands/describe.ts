@@ -1,5 +1,6 @@
 // kubectl mcsa describe NAME: spec, conditions, token expiry, Secret, pods using it, events.
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { IMPORT_ANNOTATION, type ServiceAccountImport } from "../../common/api.ts";
 import { formatAge } from "../../common/duration.ts";
 import { parseImportAnnotation } from "../../common/names.ts";
@@ -10,7 +11,12 @@ import { type GlobalArgs, type NameArgs, withName } from "../session.ts";
 type Args = NameArgs;
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
-  return withName(y).example("$0 describe cluster2-default-pod-lister -n default", "status, token expiry, the pods that use it, events");
+  return withName(y)
+    .epilog(
+      examplesText([
+        ["status, token expiry, the pods that use it, events", "kubectl mcsa describe cluster2-default-pod-lister -n default"],
+      ]),
+    );
 }
 
 /** The pods whose annotation names this import (what removing it would break). */

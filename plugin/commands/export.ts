@@ -1,6 +1,7 @@
 // kubectl mcsa export SA: the original's export, with an explicit lifetime: a Secret manifest in
 // the import Secret format for a service account of the current context, to apply elsewhere.
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { DEFAULT_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS } from "../../common/api.ts";
 import { formatDuration } from "../../common/duration.ts";
 import { UserError } from "../../common/errors.ts";
@@ -28,7 +29,11 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("name", { type: "string", describe: "name of the Secret (default: <cluster>-<namespace>-<service-account>)" })
     .option("audience", { type: "string", array: true, describe: "token audience (repeatable)" })
     .option("output", { alias: "o", type: "string", default: "yaml", describe: "yaml or json" })
-    .example("$0 export pod-lister -n default --ttl 1h > pod-lister.secret.yaml", "a Secret with a 1h token of pod-lister, to apply in another cluster") as Argv<Args>;
+    .epilog(
+      examplesText([
+        ["a Secret with a 1h token of pod-lister, to apply in another cluster", "kubectl mcsa export pod-lister -n default --ttl 1h > pod-lister.secret.yaml"],
+      ]),
+    ) as Argv<Args>;
 }
 
 export async function handler(args: Args, env: CommandEnv): Promise<void> {

@@ -1,5 +1,6 @@
 // kubectl mcsa get|list [NAME] [-o wide|yaml|json|name|jsonpath=…|custom-columns=…] [-A] [-l SELECTOR] [--no-headers]
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { GROUP, PLURAL, type ServiceAccountImport, readyCondition } from "../../common/api.ts";
 import { formatAge } from "../../common/duration.ts";
 import { UserError } from "../../common/errors.ts";
@@ -17,9 +18,13 @@ interface Args extends GlobalArgs {
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return outputOptions(y.positional("name", { type: "string", describe: "an import's name (default: every import of the namespace)" }))
-    .example("$0 get -A", "every import of every namespace")
-    .example("$0 get cluster2-default-pod-lister -o yaml", "one import as YAML")
-    .example("$0 get -o jsonpath='{.items[*].metadata.name}'", "the names only") as Argv<Args>;
+    .epilog(
+      examplesText([
+        ["every import of every namespace", "kubectl mcsa get -A"],
+        ["one import as YAML", "kubectl mcsa get cluster2-default-pod-lister -o yaml"],
+        ["the names only", "kubectl mcsa get -o jsonpath='{.items[*].metadata.name}'"],
+      ]),
+    ) as Argv<Args>;
 }
 
 export function importRow(sai: ServiceAccountImport, wide: boolean, withNamespace: boolean, now: Date): string[] {

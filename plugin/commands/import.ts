@@ -2,6 +2,7 @@
 // cluster's importer identity tokens of that one service account in C (with --remote-context), or
 // prints the grant for C's admin, then creates the ServiceAccountImport.
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { API_VERSION, DEFAULT_EXPIRATION_SECONDS, GROUP, KIND, MIN_EXPIRATION_SECONDS, type ServiceAccountImport } from "../../common/api.ts";
 import { formatDuration } from "../../common/duration.ts";
 import { UserError } from "../../common/errors.ts";
@@ -40,13 +41,11 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("timeout", { type: "string", describe: "how long --wait waits (default 60s)" })
     .option("dry-run", { type: "string", describe: "client: print the objects of each cluster instead of creating them (none: act)" })
     .option("output", { alias: "o", type: "string", describe: "with --dry-run=client: yaml or json" })
-    .example(
-      "$0 import cluster2-default-pod-lister --cluster cluster2 --remote-namespace default --service-account pod-lister --remote-context cluster2 --wait",
-      "import pod-lister of cluster2's default namespace",
-    )
-    .example(
-      "$0 import cluster2-default-pod-lister --cluster cluster2 --remote-namespace default --service-account pod-lister --dry-run=client -o yaml",
-      "the import and its remote grant as YAML, for GitOps",
+    .epilog(
+      examplesText([
+        ["import pod-lister of cluster2's default namespace", "kubectl mcsa import cluster2-default-pod-lister --cluster cluster2 --remote-namespace default --service-account pod-lister --remote-context cluster2 --wait"],
+        ["the import and its remote grant as YAML, for GitOps", "kubectl mcsa import cluster2-default-pod-lister --cluster cluster2 --remote-namespace default --service-account pod-lister --dry-run=client -o yaml"],
+      ]),
     ) as Argv<Args>;
 }
 

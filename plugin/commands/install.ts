@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { CRD_NAME, FINALIZER, GROUP, PLURAL, SYSTEM_NAMESPACE, VERSION } from "../../common/api.ts";
 import { UserError, isNotFound } from "../../common/kube.ts";
 import {
@@ -121,11 +122,12 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("log-level", { type: "string", choices: ["debug", "info", "warn", "error"], describe: "log level of the in-cluster process" })
     .option("dry-run", { type: "string", describe: "client: print the objects instead of applying them (none: apply)" })
     .option("output", { alias: "o", type: "string", describe: "with --dry-run=client: yaml or json" })
-    .example("$0 install --context cluster1", "install in the cluster of context cluster1")
-    .example("$0 install --dry-run=client -o yaml > mcsa.yaml", "the same objects as YAML, for GitOps")
-    .example(
-      "$0 install --webhook-url https://127.0.0.1:8443/mutate-pods --webhook-ca-file ca.pem",
-      "use a webhook run out of cluster (npm run manager -- --webhook-listen 127.0.0.1:8443 --webhook-ca-out ca.pem)",
+    .epilog(
+      examplesText([
+        ["install in the cluster of context cluster1", "kubectl mcsa install --context cluster1"],
+        ["the same objects as YAML, for GitOps", "kubectl mcsa install --dry-run=client -o yaml > mcsa.yaml"],
+        ["a webhook run out of cluster (npm run manager -- --webhook-listen ...)", "kubectl mcsa install --webhook-url https://127.0.0.1:8443/mutate-pods --webhook-ca-file ca.pem"],
+      ]),
     ) as Argv<Args>;
 }
 
@@ -289,11 +291,13 @@ async function waitGone(kc: KubeConfig, timeoutMs: number): Promise<boolean> {
 
 export const uninstall = {
   builder(y: Argv<GlobalArgs>): Argv<UninstallArgs> {
-    return y.option("timeout", {
-      type: "string",
-      default: "2m",
-      describe: "how long to wait for the controller to revoke the imports' tokens and release them",
-    }) as Argv<UninstallArgs>;
+    return y
+      .option("timeout", {
+        type: "string",
+        default: "2m",
+        describe: "how long to wait for the controller to revoke the imports' tokens and release them",
+      })
+      .epilog(examplesText([["remove it all from cluster1, the imports' tokens revoked first", "kubectl mcsa uninstall --context cluster1"]])) as Argv<UninstallArgs>;
   },
   async handler(args: UninstallArgs, env: CommandEnv): Promise<void> {
     const timeoutSeconds = durationFlag(args.timeout, "--timeout");

@@ -2,6 +2,7 @@
 // then the import and its Secret go. With --remote-context the plugin revokes directly too.
 // Pods that use the import lose their remote access: remove says which, and needs --force then.
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { UserError } from "../../common/errors.ts";
 import { type GrantObjects, importGrant } from "../../common/grant.ts";
 import { type CommandEnv, println } from "../env.ts";
@@ -22,7 +23,11 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("wait", { type: "boolean", default: true, describe: "wait until the import is gone (--no-wait to return at once)" })
     .option("timeout", { type: "string", default: "60s", describe: "how long to wait" })
     .option("force", { type: "boolean", default: false, describe: "remove it even though pods use it (they lose their remote access)" })
-    .example("$0 remove cluster2-default-pod-lister", "revoke its tokens, then delete it and its Secret") as Argv<Args>;
+    .epilog(
+      examplesText([
+        ["revoke its tokens, then delete it and its Secret", "kubectl mcsa remove cluster2-default-pod-lister"],
+      ]),
+    ) as Argv<Args>;
 }
 
 export function inUseError(name: string, namespace: string, pods: string[]): UserError {

@@ -1,5 +1,6 @@
 // kubectl mcsa rotate NAME: asks the controller for a new token now, and waits for it.
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { ROTATE_ANNOTATION, readyCondition } from "../../common/api.ts";
 import { durationFlag } from "../flags.ts";
 import { type CommandEnv, println } from "../env.ts";
@@ -15,7 +16,11 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return withName(y)
     .option("wait", { type: "boolean", default: true, describe: "wait for the new token (--no-wait to return at once)" })
     .option("timeout", { type: "string", default: "60s", describe: "how long to wait" })
-    .example("$0 rotate cluster2-default-pod-lister", "a new token now; the previous one stays valid until it expires") as Argv<Args>;
+    .epilog(
+      examplesText([
+        ["a new token now; the previous one stays valid until it expires", "kubectl mcsa rotate cluster2-default-pod-lister"],
+      ]),
+    ) as Argv<Args>;
 }
 
 export async function handler(args: Args, env: CommandEnv): Promise<void> {

@@ -3,6 +3,7 @@
 // registration shares that identity or imports of REMOTE exist: they would stop working.
 import { CoreV1Api, type KubernetesObject, KubernetesObjectApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { SYSTEM_NAMESPACE } from "../../common/api.ts";
 import { UserError } from "../../common/errors.ts";
 import { IMPORTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
@@ -28,7 +29,11 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("to", { type: "string", demandOption: true, describe: "context of the importing cluster" })
     .option("name", { type: "string", describe: "name the remote cluster was registered under (default: from its kubeconfig cluster name)" })
     .option("force", { type: "boolean", default: false, describe: "unbootstrap even though imports or other registrations depend on it" })
-    .example("$0 unbootstrap --from cluster2 --to cluster1", "revoke cluster1's identity in cluster2 and forget cluster2 in cluster1") as Argv<Args>;
+    .epilog(
+      examplesText([
+        ["revoke cluster1's identity in cluster2 and forget cluster2 in cluster1", "kubectl mcsa unbootstrap --from cluster2 --to cluster1"],
+      ]),
+    ) as Argv<Args>;
 }
 
 export function unbootstrapOptions(args: Args): { from: string; to: string; name?: string; force: boolean } {
