@@ -13,10 +13,8 @@ import type { GlobalArgs } from "./session.ts";
 /** Global flags that take a value, so that their value is not taken for the command's name. */
 const VALUE_FLAGS = new Set(["--kubeconfig", "--context", "--cluster", "--user", "--namespace", "-n"]);
 
-/** The command word argv selects (completion: the word being completed after), if any. */
-export function selectedCommand(argv: string[]): string | undefined {
-  const completion = argv.indexOf("--get-yargs-completions");
-  const words = completion >= 0 ? argv.slice(completion + 2) : argv;
+/** The command word argv selects, if any. */
+export function selectedCommand(words: string[]): string | undefined {
   for (let i = 0; i < words.length; i++) {
     const word = words[i]!;
     if (VALUE_FLAGS.has(word)) i++;
@@ -78,7 +76,7 @@ export function suggestCommand(word: string, names: string[]): string | undefine
   return best && best.d <= Math.max(1, Math.floor(best.name.length / 3)) ? best.name : undefined;
 }
 
-export const COMMAND_NAMES = [...COMMANDS.flatMap(namesOf), "completion"];
+export const COMMAND_NAMES = COMMANDS.flatMap(namesOf);
 
 /** yargs' own messages, made one line that names the flag and what it accepts. */
 export function oneLine(message: string): string {
@@ -129,11 +127,8 @@ async function commandModules(argv: string[], env: CommandEnv): Promise<CommandM
 
 export async function cli(argv: string[], env: CommandEnv = processEnv()): Promise<Argv<GlobalArgs>> {
   const commands = await commandModules(argv, env);
-  // Completion scripts name a shell function and a command after the script: those must be the
-  // executable's name, while usage reads as kubectl users type it.
-  const completing = argv[0] === "completion" || argv.includes("--get-yargs-completions");
   return yargs(argv)
-    .scriptName(completing ? "kubectl-mcsa" : "kubectl mcsa")
+    .scriptName("kubectl mcsa")
     .usage(
       "kubectl mcsa: multicluster service accounts.\n" +
         "A pod in one cluster calls another cluster's API as an imported service account.\n\n" +
@@ -147,7 +142,6 @@ export async function cli(argv: string[], env: CommandEnv = processEnv()): Promi
     .command(commands)
     .demandCommand(1, "name a command (kubectl mcsa --help lists them)")
     .strict()
-    .completion("completion", "Print a shell completion script for kubectl-mcsa (bash or zsh): source <(kubectl mcsa completion)")
     .help()
     .alias("help", "h")
     .version(false)
@@ -170,10 +164,18 @@ export async function cli(argv: string[], env: CommandEnv = processEnv()): Promi
 }
 
 export async function main(argv: string[], env: CommandEnv = processEnv()): Promise<number> {
+  if (argv[0] === "__complete") {
+    // Shell completion (Cobra's protocol, as kubectl calls plugins): never an error, at worst nothing.
+    const { complete, formatCompletion, liveSources } = await import("./complete.ts");
+    await env.prepare?.();
+    const completion = await complete(argv.slice(1), liveSources(env)).catch(() => ({ candidates: [], directive: 4 }));
+    env.out.write(formatCompletion(completion));
+    return 0;
+  }
   try {
     const words = normalizeArgv(argv);
     const selected = selectedCommand(words);
-    if (selected !== undefined && !words.includes("--get-yargs-completions") && !COMMAND_NAMES.includes(selected)) {
+    if (selected !== undefined && !COMMAND_NAMES.includes(selected)) {
       const suggestion = suggestCommand(selected, COMMAND_NAMES);
       throw new UserError(
         `unknown command "${selected}" for "kubectl mcsa"` + (suggestion ? `: did you mean "${suggestion}"?` : ": kubectl mcsa --help lists the commands"),

@@ -79,6 +79,7 @@ export interface Session {
   listRegistrations(): Promise<Registration[]>;
   readSecret(name: string, namespace: string): Promise<V1Secret>;
   listPods(namespace?: string): Promise<V1Pod[]>;
+  listNamespaces(): Promise<string[]>;
   listEvents(namespace: string, fieldSelector: string): Promise<CoreV1Event[]>;
   readServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount | undefined>;
   /** The uid of kube-system: what tells two clusters apart whatever their kubeconfig names. */
@@ -219,6 +220,10 @@ export class KubeSession implements Session {
 
   async listPods(namespace?: string): Promise<V1Pod[]> {
     return (namespace ? await this.core.listNamespacedPod({ namespace }) : await this.core.listPodForAllNamespaces()).items;
+  }
+
+  async listNamespaces(): Promise<string[]> {
+    return (await this.core.listNamespace()).items.map((n) => n.metadata!.name!);
   }
 
   async listEvents(namespace: string, fieldSelector: string): Promise<CoreV1Event[]> {

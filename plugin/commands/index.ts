@@ -32,6 +32,7 @@ export const COMMANDS: CommandEntry[] = [
   { command: "export <service-account>", describe: "Print a Secret manifest with a short-lived token of a service account of this cluster", load: () => import("./export.ts") },
   { command: "install", describe: "Install the ServiceAccountImport API, the controller and the sidecar-injecting webhook in a cluster", load: () => import("./install.ts") },
   { command: "uninstall", describe: "Remove what install created: the webhook first, then the imports (their tokens revoked), the controller and the API", load: async () => (await import("./install.ts")).uninstall },
+  { command: "completion [shell]", describe: "Print a shell completion script: bash, zsh, fish, or kubectl (the kubectl_complete-mcsa shim)", load: () => import("./completion.ts") },
   { command: "version", describe: "Print the version of kubectl mcsa", load: () => import("./version.ts") },
 ];
 

@@ -35,6 +35,7 @@ export interface FakeCluster {
   serviceAccounts?: V1ServiceAccount[];
   crdMissing?: boolean;
   review?: TokenReview;
+  namespaces?: string[];
 }
 
 /** What the fake cluster was asked to change, in order. */
@@ -101,6 +102,9 @@ export class FakeSession implements Session {
   }
   async listPods(namespace?: string): Promise<V1Pod[]> {
     return (this.state.pods ?? []).filter((p) => namespace === undefined || p.metadata?.namespace === namespace);
+  }
+  async listNamespaces(): Promise<string[]> {
+    return this.state.namespaces ?? ["default", "kube-system"];
   }
   async listEvents(): Promise<never[]> {
     return [];
