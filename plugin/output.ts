@@ -19,7 +19,7 @@ export function parseOutput(value: string | undefined, allowed: readonly OutputK
   const match = /^(jsonpath|custom-columns)=(.*)$/s.exec(value);
   const kind = (match ? match[1] : value) as OutputKind;
   const kinds = allowed.filter((k) => k !== "table");
-  if (kind === "table" || !kinds.includes(kind)) {
+  if (kind === "table" || !kinds.includes(kind) || (!match && (kind === "jsonpath" || kind === "custom-columns"))) {
     const hint = kind === "jsonpath" || kind === "custom-columns" ? ` (write -o ${kind}=TEMPLATE)` : "";
     throw new UserError(`unable to match a printer suitable for the output format "${value}"${hint}, allowed formats are: ${kinds.join(",")} (flag -o/--output)`);
   }
