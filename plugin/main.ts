@@ -104,6 +104,22 @@ export function oneLine(message: string): string {
   return message.replace(/\s*\n\s*/g, " ").trim();
 }
 
+/**
+ * Positional mistakes name the command's usage ("expected 1 (usage: kubectl mcsa describe <name>)").
+ * yargs reports an extra positional as an unknown argument without its dashes, like a flag: the
+ * words typed tell them apart.
+ */
+function withUsage(error: unknown, selected: string | undefined, words: string[]): unknown {
+  const entry = COMMANDS.find((e) => selected !== undefined && namesOf(e).includes(selected));
+  if (!(error instanceof UserError) || !entry) return error;
+  const usage = `kubectl mcsa ${(Array.isArray(entry.command) ? entry.command[0]! : entry.command).replace(/^\S+/, selected!)}`;
+  if (/^(not enough|too many) arguments/.test(error.message)) return new UserError(error.message.replace("(see --help)", `(usage: ${usage})`));
+  const unknown = /^unknown flags? (.*) \(see --help/.exec(error.message);
+  const extra = unknown?.[1]!.split(", ").map((f) => f.replace(/^--?/, "")).filter((w) => words.includes(w));
+  if (extra?.length) return new UserError(`unexpected argument${extra.length > 1 ? "s" : ""} ${extra.map((w) => `"${w}"`).join(", ")} (usage: ${usage})`);
+  return error;
+}
+
 /** Only the selected command's module is loaded; the others are listed by name and description. */
 async function commandModules(argv: string[], env: CommandEnv): Promise<CommandModule<GlobalArgs, GlobalArgs>[]> {
   const selected = selectedCommand(argv);
@@ -183,9 +199,13 @@ export async function main(argv: string[], env: CommandEnv = processEnv()): Prom
     }
     const parser = await cli(words, env);
     let output = "";
-    await parser.parseAsync(words, {}, (_error, _argv, text) => {
-      output = text;
-    });
+    try {
+      await parser.parseAsync(words, {}, (_error, _argv, text) => {
+        output = text;
+      });
+    } catch (error) {
+      throw withUsage(error, selected, words);
+    }
     if (output) println(env.out, output);
     return 0;
   } catch (error) {
