@@ -29,11 +29,11 @@ export class ImportClient {
     this.api = kc.makeApiClient(CustomObjectsApi);
   }
 
-  /** The imports of one namespace, or of every namespace. */
-  async list(namespace?: string): Promise<ServiceAccountImport[]> {
+  /** The imports of one namespace, or of every namespace, optionally only those a label selector picks. */
+  async list(namespace?: string, labelSelector?: string): Promise<ServiceAccountImport[]> {
     const list = (namespace === undefined
-      ? await this.api.listClusterCustomObject(RESOURCE)
-      : await this.api.listNamespacedCustomObject({ ...RESOURCE, namespace })) as { items?: ServiceAccountImport[] };
+      ? await this.api.listClusterCustomObject({ ...RESOURCE, labelSelector })
+      : await this.api.listNamespacedCustomObject({ ...RESOURCE, namespace, labelSelector })) as { items?: ServiceAccountImport[] };
     return list.items ?? [];
   }
 

@@ -74,7 +74,10 @@ export function crd(): V1CustomResourceDefinition {
             { name: "Service-Account", type: "string", jsonPath: ".spec.name" },
             { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
             { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
-            { name: "Expires", type: "date", jsonPath: ".status.expirationTimestamp" },
+            // A "date" column prints the time since its value: a future expiry shows "<invalid>".
+            // The token's age counts up and works; the expiry itself is in -o wide as RFC 3339.
+            { name: "Token-Age", type: "date", jsonPath: ".status.issuedAt" },
+            { name: "Expires", type: "string", jsonPath: ".status.expirationTimestamp", priority: 1 },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],
           // One definition: the types the code uses are derived from this schema (import-api.ts).

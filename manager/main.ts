@@ -11,7 +11,7 @@ import { ImportController } from "../controller/imports.ts";
 
 const USAGE = `usage: mcsa-manager [flags]
 
-  --kubeconfig FILE              kubeconfig to use out of cluster (default: in-cluster, then KUBECONFIG)
+  --kubeconfig FILE              kubeconfig (default: KUBECONFIG or ~/.kube/config as kubectl reads them, else in-cluster)
   --context NAME                 kubeconfig context
   --concurrency N                imports reconciled at once (default 8)
   --cluster-check-interval DUR   how often remote clusters' health is checked (default 30s)

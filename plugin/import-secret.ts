@@ -12,7 +12,7 @@ export async function importSecretOf(session: Session, name: string): Promise<{ 
     throw new UserError(`serviceaccountimport "${name}" has no token yet` + (ready ? `: ${ready.reason}: ${ready.message}` : " (is the controller running?)"));
   }
   try {
-    const secret = await session.core.readNamespacedSecret({ name: secretName, namespace: sai.metadata.namespace! });
+    const secret = await session.readSecret(secretName, sai.metadata.namespace!);
     return { sai, contents: parseImportSecret(secret.data, { encoding: "base64" }) };
   } catch (error) {
     if (isNotFound(error)) throw new UserError(`Secret "${secretName}" of serviceaccountimport "${name}" not found: the controller recreates it`);

@@ -1,11 +1,12 @@
 // Waiting for an import's controller to act, with progress on a terminal and a bounded time.
-import { setTimeout as delay } from "node:timers/promises";
 import { type ServiceAccountImport, isReady, readyCondition } from "../common/api.ts";
 import { formatDuration } from "../common/duration.ts";
-import { UserError } from "../common/kube.ts";
+import { UserError } from "../common/errors.ts";
+import { type CommandEnv, println } from "./env.ts";
 import type { Session } from "./session.ts";
 
 export async function waitFor(
+  env: CommandEnv,
   session: Session,
   name: string,
   namespace: string,
@@ -13,32 +14,32 @@ export async function waitFor(
   done: (sai: ServiceAccountImport) => boolean,
   what: string,
 ): Promise<ServiceAccountImport> {
-  const deadline = Date.now() + timeoutSeconds * 1000;
-  const tty = process.stderr.isTTY;
+  const deadline = env.now().getTime() + timeoutSeconds * 1000;
+  const tty = Boolean(env.err.isTTY);
   let last = "";
   for (;;) {
     const sai = await session.getImport(name, namespace);
     if (done(sai)) {
-      if (tty && last) process.stderr.write("\n");
+      if (tty && last) env.err.write("\n");
       return sai;
     }
     const ready = readyCondition(sai);
     const state = ready ? `${ready.reason}: ${ready.message}` : "waiting for the controller";
-    if (tty && state !== last) process.stderr.write(`\r\x1b[K${name}: ${state}`);
+    if (tty && state !== last) env.err.write(`\r\x1b[K${name}: ${state}`);
     last = state;
-    if (Date.now() > deadline) {
-      if (tty) process.stderr.write("\n");
+    if (env.now().getTime() > deadline) {
+      if (tty) env.err.write("\n");
       throw new UserError(
         `serviceaccountimport "${name}" not ${what} after ${formatDuration(timeoutSeconds)}: ${state}` +
           (ready ? "" : " (is the controller running? kubectl mcsa install sets it up)"),
       );
     }
-    await delay(250);
+    await env.sleep(250);
   }
 }
 
-export async function waitForReady(session: Session, name: string, namespace: string, timeoutSeconds: number): Promise<ServiceAccountImport> {
-  const sai = await waitFor(session, name, namespace, timeoutSeconds, isReady, "ready");
-  console.log(`serviceaccountimport "${name}" is ready: ${readyCondition(sai)!.message}`);
+export async function waitForReady(env: CommandEnv, session: Session, name: string, namespace: string, timeoutSeconds: number, out = env.out): Promise<ServiceAccountImport> {
+  const sai = await waitFor(env, session, name, namespace, timeoutSeconds, isReady, "ready");
+  println(out, `serviceaccountimport "${name}" is ready: ${readyCondition(sai)!.message}`);
   return sai;
 }

@@ -2,7 +2,7 @@
 //
 //   dist/kubectl-mcsa.cjs                     the plugin, bundled by esbuild into one CommonJS file
 //   dist/mcsa-manager.mjs, mcsa-sidecar.mjs   the in-cluster entrypoints, bundled, for images/Dockerfile
-//   dist/kubectl-mcsa_<os>_<arch>.tar.gz      krew's archives: kubectl-mcsa, LICENSE, THIRD_PARTY_NOTICES
+//   dist/kubectl-mcsa_<os>_<arch>.tar.gz      krew's archives: kubectl-mcsa, LICENSE, THIRD_PARTY_NOTICES, kubectl_complete-mcsa
 //   dist/kubectl-mcsa_windows_amd64.zip       (kubectl-mcsa.exe on Windows)
 //   dist/SHA256SUMS                           sha256sum-style sums of the archives
 //   dist/mcsa.yaml                            krew/mcsa.yaml with the version and the archives' sums
@@ -26,6 +26,7 @@ import { constants as zlibConstants, crc32, deflateRawSync, gzipSync } from "nod
 import * as esbuild from "esbuild";
 import { dump as dumpYaml, load as loadYaml } from "js-yaml";
 import { cacheDir } from "../harness/binaries.ts";
+import { completionScript } from "../plugin/complete.ts";
 
 const run = promisify(execFile);
 
@@ -54,6 +55,8 @@ export const PLATFORMS: readonly Platform[] = [
 
 export const platformId = (p: Platform): string => `${p.os}/${p.arch}`;
 export const binaryName = (p: Platform): string => (p.os === "windows" ? "kubectl-mcsa.exe" : "kubectl-mcsa");
+export const completionShimName = (p: Platform): string => (p.os === "windows" ? "kubectl_complete-mcsa.cmd" : "kubectl_complete-mcsa");
+const completionShim = (p: Platform): string => (p.os === "windows" ? "@kubectl mcsa __complete %*\r\n" : completionScript("kubectl"));
 export const archiveName = (p: Platform): string => `kubectl-mcsa_${p.os}_${p.arch}.${p.os === "windows" ? "zip" : "tar.gz"}`;
 
 /** The platform this process runs on, if it is one we build for. */
@@ -487,6 +490,8 @@ export async function packageAll(options: PackageOptions = {}): Promise<PackageR
       { name: binaryName(platform), data, mode: 0o755 },
       { name: "LICENSE", data: license, mode: 0o644 },
       { name: "THIRD_PARTY_NOTICES", data: notices, mode: 0o644 },
+      // kubectl runs kubectl_complete-mcsa (from PATH) to complete `kubectl mcsa <TAB>`.
+      { name: completionShimName(platform), data: Buffer.from(completionShim(platform)), mode: 0o755 },
     ];
     const archiveData = platform.os === "windows" ? zip(entries) : tarGz(entries);
     const archive = join(outDir, archiveName(platform));

@@ -15,9 +15,10 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { CoreV1Api, KubeConfig, Watch, type V1Container, type V1Pod, type V1Secret, type V1Volume } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, Watch, type V1Container, type V1Pod, type V1Secret, type V1Volume } from "@kubernetes/client-node";
 import { SIDECAR_CONTAINER_NAME } from "../common/api.ts";
 import { formatImportArg, importArgsOf } from "../common/import-arg.ts";
+import { loadKubeConfig } from "../common/kube.ts";
 import { envVarName } from "../common/names.ts";
 import { backoffMs } from "../common/schedule.ts";
 import { atomicWrite } from "./kubelet-layout.ts";
@@ -197,10 +198,7 @@ export async function runLocal(argv: readonly string[]): Promise<number> {
   if (!Number.isInteger(portOffset)) throw new Error(`--port-offset must be an integer, not ${values["port-offset"]}`);
   const log = (line: string) => process.stderr.write(`[sidecar-local] ${line}\n`);
 
-  const kc = new KubeConfig();
-  if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
-  else kc.loadFromDefault();
-  if (values.context) kc.setCurrentContext(values.context);
+  const kc = loadKubeConfig({ kubeconfig: values.kubeconfig, context: values.context });
   const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
   const core = kc.makeApiClient(CoreV1Api);
   const pod = await core.readNamespacedPod({ name: podName, namespace });

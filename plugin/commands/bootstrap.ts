@@ -1,16 +1,19 @@
 // kubectl mcsa bootstrap --from REMOTE --to LOCAL: gives LOCAL's controller an identity in REMOTE
 // that may only renew its own token, and registers REMOTE in LOCAL under a name.
-import { readFileSync } from "node:fs";
-import { type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
-import { IMPORTER_CLUSTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
-import { UserError, describeApiError } from "../../common/kube.ts";
+import { examplesText } from "../help.ts";
+import { UserError } from "../../common/errors.ts";
+import { IMPORTER_CLUSTER_LABEL, type Importer, identityGrant, importerFor } from "../../common/grant.ts";
+import { describeApiError } from "../../common/kube.ts";
 import { toDnsLabel, validateDnsLabel } from "../../common/names.ts";
 import { registrationSecret } from "../../common/registration.ts";
-import { RemoteFailure, mintIdentityToken } from "../../common/remote.ts";
-import { applyAll, rollback } from "../apply.ts";
-import { applyGrant, systemNamespaceObject } from "../remote-grants.ts";
-import { type GlobalArgs, Session } from "../session.ts";
+import { RemoteFailure } from "../../common/remote.ts";
+import { type CommandEnv, println } from "../env.ts";
+import { dryRunFlag, manifestFormat } from "../flags.ts";
+import { manifests } from "../output.ts";
+import { systemNamespaceObject } from "../remote-grants.ts";
+import type { ClusterInfo, GlobalArgs } from "../session.ts";
 
 interface Args extends GlobalArgs {
   from: string;
@@ -18,6 +21,8 @@ interface Args extends GlobalArgs {
   name?: string;
   server?: string;
   "local-name"?: string;
+  "dry-run"?: string;
+  output?: string;
 }
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
@@ -27,67 +32,117 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("name", { type: "string", describe: "name of the remote cluster in imports' spec.clusterName (default: from its kubeconfig cluster name)" })
     .option("local-name", { type: "string", describe: "name of the importing cluster in the remote one (default: from its kubeconfig cluster name)" })
     .option("server", { type: "string", describe: "the remote API server's URL as the importing cluster reaches it (default: the --from context's)" })
-    .example("$0 bootstrap --from cluster2 --to cluster1", "cluster1 may then import service accounts of cluster2") as Argv<Args>;
+    .option("dry-run", { type: "string", describe: "client: print the objects of each cluster instead of creating them (none: act)" })
+    .option("output", { alias: "o", type: "string", describe: "with --dry-run=client: yaml or json" })
+    .epilog(
+      examplesText([
+        ["cluster1 may then import service accounts of cluster2", "kubectl mcsa bootstrap --from cluster2 --to cluster1"],
+        ["the objects it would create in each cluster", "kubectl mcsa bootstrap --from cluster2 --to cluster1 --dry-run=client -o yaml"],
+      ]),
+    ) as Argv<Args>;
 }
 
-export function clusterCA(kc: KubeConfig, context: string): string {
-  const cluster = kc.getCurrentCluster()!;
-  if (cluster.caData) return Buffer.from(cluster.caData, "base64").toString("utf8");
-  if (cluster.caFile) return readFileSync(cluster.caFile, "utf8");
+export function requireCA(cluster: ClusterInfo, context: string): string {
+  if (cluster.caPem) return cluster.caPem;
   throw new UserError(`context "${context}" has no certificate authority for ${cluster.server}: kubectl mcsa needs one to verify the remote cluster`);
 }
 
-export async function handler(args: Args): Promise<void> {
+export interface BootstrapOptions {
+  from: string;
+  to: string;
+  name?: string;
+  localName?: string;
+  server?: string;
+  dryRun: "none" | "client";
+  output?: "yaml" | "json";
+}
+
+/** Validate: the flags alone, before any cluster is asked. */
+export function bootstrapOptions(args: Args, env: Pick<CommandEnv, "err">): BootstrapOptions {
   if (args.from === args.to) throw new UserError("--from and --to name the same context: bootstrap connects two different clusters");
-  const remote = Session.open(args, args.from);
-  const local = Session.open(args, args.to);
-  const remoteCluster = remote.kc.getCurrentCluster()!;
-  const localCluster = local.kc.getCurrentCluster()!;
-  if (remoteCluster.server === localCluster.server) throw new UserError(`contexts "${args.from}" and "${args.to}" point at the same API server ${remoteCluster.server}`);
-  const name = args.name ?? toDnsLabel(remoteCluster.name);
+  for (const [flag, value] of [["--name", args.name], ["--local-name", args["local-name"]]] as const) {
+    const invalid = value === undefined ? undefined : validateDnsLabel(value);
+    if (invalid) throw new UserError(`invalid ${flag} "${value}": ${invalid}`);
+  }
+  if (args.server !== undefined && !/^https:\/\/[^/\s]+/.test(args.server)) throw new UserError(`--server must be an https URL, not "${args.server}"`);
+  const dryRun = dryRunFlag(args["dry-run"], env.err);
+  return { from: args.from, to: args.to, name: args.name, localName: args["local-name"], server: args.server, dryRun, output: manifestFormat(args.output, dryRun) };
+}
+
+/** What bootstrap creates in each cluster; the registration's token is minted only when it runs. */
+export function bootstrapObjects(importer: Importer, localUid: string | undefined, registration: Parameters<typeof registrationSecret>[0]) {
+  const grant = identityGrant(importer, undefined, localUid);
+  const secret = registrationSecret(registration);
+  delete secret.data!.token;
+  return {
+    remote: [systemNamespaceObject(), grant.serviceAccount, grant.anchor, grant.role, grant.roleBinding] as KubernetesObject[],
+    local: [systemNamespaceObject(), secret] as KubernetesObject[],
+  };
+}
+
+export async function handler(args: Args, env: CommandEnv): Promise<void> {
+  const o = bootstrapOptions(args, env);
+  const remote = env.open(args, o.from);
+  const local = env.open(args, o.to);
+  const remoteCluster = remote.cluster();
+  const localCluster = local.cluster();
+  if (remoteCluster.server === localCluster.server) throw new UserError(`contexts "${o.from}" and "${o.to}" point at the same API server ${remoteCluster.server}`);
+  const name = o.name ?? toDnsLabel(remoteCluster.name);
   const invalid = validateDnsLabel(name);
-  if (invalid) throw new UserError(`invalid --name "${name}": ${invalid}`);
-  const server = args.server ?? remoteCluster.server;
-  if (!/^https:\/\//.test(server)) throw new UserError(`the remote server must be an https URL, not "${server}"`);
-  const caPem = clusterCA(remote.kc, args.from);
-  const importer = importerFor(args["local-name"] ?? localCluster.name);
+  if (invalid) throw new UserError(`invalid --name "${name}" (from the kubeconfig cluster name; pass --name): ${invalid}`);
+  const server = o.server ?? remoteCluster.server;
+  if (!/^https:\/\//.test(server)) throw new UserError(`the remote server must be an https URL, not "${server}": pass --server`);
+  const caPem = requireCA(remoteCluster, o.from);
+  const importer = importerFor(o.localName ?? localCluster.name);
   // Kubeconfig cluster names are often generic ("kubernetes", "default"): two clusters could
   // otherwise end up as one identity in the remote cluster, able to use each other's grants.
-  const localUid = await local.core.readNamespace({ name: "kube-system" }).then(
-    (ns) => ns.metadata?.uid,
-    () => undefined,
-  );
+  const localUid = await local.clusterUid();
 
-  const remoteApi = KubernetesObjectApi.makeApiClient(remote.kc);
-  let created;
+  if (o.dryRun === "client") {
+    const objects = bootstrapObjects(importer, localUid, { clusterName: name, server, caPem, token: "", importer });
+    if ((o.output ?? "yaml") === "json") println(env.out, [manifests(objects.remote, "json"), manifests(objects.local, "json")].join("\n"));
+    else {
+      println(
+        env.out,
+        [
+          `# context "${o.from}" (the remote): the importer identity, which may only renew its own token`,
+          manifests(objects.remote, "yaml"),
+          "---",
+          `# context "${o.to}": the registration of cluster "${name}"; bootstrap adds the identity's token (data.token) when it runs`,
+          manifests(objects.local, "yaml"),
+        ].join("\n"),
+      );
+    }
+    return;
+  }
+
+  let created: KubernetesObject[] = [];
   try {
-    const existing = await remote.core.readNamespacedServiceAccount({ name: importer.serviceAccount, namespace: importer.namespace }).catch(() => undefined);
+    const existing = await remote.readServiceAccount(importer.namespace, importer.serviceAccount);
     const owner = existing?.metadata?.labels?.[IMPORTER_CLUSTER_LABEL];
     if (owner && localUid && owner !== localUid) {
       throw new UserError(
-        `context "${args.from}" already has an importer identity ${importer.serviceAccount} that belongs to another cluster: ` +
-          `pass --local-name to give context "${args.to}" a name of its own`,
+        `context "${o.from}" already has an importer identity ${importer.serviceAccount} that belongs to another cluster: ` +
+          `pass --local-name to give context "${o.to}" a name of its own`,
       );
     }
     const grant = identityGrant(importer, undefined, localUid);
-    created = await applyGrant(remoteApi, (uid) => identityGrant(importer, uid, localUid), [systemNamespaceObject(), grant.serviceAccount]);
+    created = await remote.applyGrant((uid) => identityGrant(importer, uid, localUid), [systemNamespaceObject(), grant.serviceAccount]);
   } catch (error) {
-    throw remote.fail(error, `creating the importer identity ${importer.namespace}/${importer.serviceAccount}`);
+    remote.fail(error, `creating the importer identity ${importer.namespace}/${importer.serviceAccount}`);
   }
   try {
-    const minted = await mintIdentityToken(remote.kc, name, importer);
-    await applyAll(KubernetesObjectApi.makeApiClient(local.kc), [
-      systemNamespaceObject(),
-      registrationSecret({ clusterName: name, server, caPem, token: minted.token, importer }),
-    ]);
+    const token = await remote.mintIdentityToken(name, importer);
+    await local.applyAll([systemNamespaceObject(), registrationSecret({ clusterName: name, server, caPem, token, importer })]);
   } catch (error) {
-    await rollback(remoteApi, created);
+    await remote.rollback(created);
     const what = "registering the remote cluster";
     throw new UserError(error instanceof RemoteFailure ? `${what}: ${error.message}` : describeApiError(error, what, local.server));
   }
-  console.log(
-    `cluster "${name}" (${server}) registered in context "${args.to}": its controller imports as ` +
-      `${importer.namespace}/${importer.serviceAccount} in context "${args.from}", which may only renew its own token for now.\n` +
-      `next: kubectl mcsa import <name> --context ${args.to} --cluster ${name} --remote-namespace <ns> --service-account <sa> --remote-context ${args.from}`,
+  println(
+    env.out,
+    `cluster "${name}" (${server}) registered in context "${o.to}": its controller imports as ` +
+      `${importer.namespace}/${importer.serviceAccount} in context "${o.from}", which may only renew its own token for now.\n` +
+      `next: kubectl mcsa import <name> --context ${o.to} --cluster ${name} --remote-namespace <ns> --service-account <sa> --remote-context ${o.from}`,
   );
 }

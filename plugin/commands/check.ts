@@ -1,44 +1,49 @@
 // kubectl mcsa check NAME: with the import's own token, asks the remote server who it is
 // (SelfSubjectReview) and what it may do in its namespace (SelfSubjectRulesReview).
-import { AuthenticationV1Api, AuthorizationV1Api } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { UserError, describeApiError } from "../../common/kube.ts";
-import { remoteConfig } from "../../common/remote.ts";
-import { table } from "../output.ts";
-import { type GlobalArgs, type NameArgs, Session, withName } from "../session.ts";
+import { type CommandEnv, println } from "../env.ts";
 import { importSecretOf } from "../import-secret.ts";
+import { table } from "../output.ts";
+import { type GlobalArgs, type NameArgs, type TokenReview, withName } from "../session.ts";
 
 type Args = NameArgs;
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
-  return withName(y);
+  return withName(y)
+    .epilog(
+      examplesText([
+        ["who cluster2 says the token is, and what it may do there", "kubectl mcsa check cluster2-default-pod-lister"],
+      ]),
+    );
 }
 
-export async function handler(args: Args): Promise<void> {
-  const session = Session.open(args);
-  const { sai, contents } = await importSecretOf(session, args.name);
-  const kc = remoteConfig({ clusterName: sai.spec.clusterName, server: contents.server, caPem: contents.caPem, token: contents.token });
-  let who;
-  try {
-    who = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
-  } catch (error) {
-    throw new UserError(describeApiError(error, `cluster "${sai.spec.clusterName}" (${contents.server}) did not accept the import's token`, contents.server));
-  }
-  const user = who.status?.userInfo;
-  console.log(`cluster "${sai.spec.clusterName}" (${contents.server}) authenticates "${args.name}" as ${user?.username}`);
-  console.log(`groups: ${(user?.groups ?? []).join(", ") || "<none>"}`);
-  let rules;
-  try {
-    rules = await kc.makeApiClient(AuthorizationV1Api).createSelfSubjectRulesReview({ body: { spec: { namespace: contents.namespace } } });
-  } catch (error) {
-    throw new UserError(describeApiError(error, `listing what the import may do in namespace "${contents.namespace}"`, contents.server));
-  }
-  const rows = (rules.status?.resourceRules ?? []).map((r) => [
+export function reviewText(clusterName: string, server: string, name: string, namespace: string, review: TokenReview): string {
+  const user = review.user;
+  const rows = (review.rules?.resourceRules ?? []).map((r) => [
     (r.resources ?? []).map((res) => (r.apiGroups?.some((g) => g) ? `${res}.${r.apiGroups.filter((g) => g).join(",")}` : res)).join(","),
     (r.resourceNames ?? []).join(",") || "*",
     (r.verbs ?? []).join(","),
   ]);
-  console.log(`may do in namespace "${contents.namespace}":`);
-  console.log(table([["RESOURCES", "RESOURCE-NAMES", "VERBS"], ...rows]));
-  if (rules.status?.incomplete) console.log(`(incomplete: ${rules.status.evaluationError ?? "the server could not list every rule"})`);
+  return [
+    `cluster "${clusterName}" (${server}) authenticates "${name}" as ${user?.username}`,
+    `groups: ${(user?.groups ?? []).join(", ") || "<none>"}`,
+    `may do in namespace "${namespace}":`,
+    table([["RESOURCES", "RESOURCE-NAMES", "VERBS"], ...rows]),
+    ...(review.rules?.incomplete ? [`(incomplete: ${review.rules.evaluationError ?? "the server could not list every rule"})`] : []),
+  ].join("\n");
+}
+
+export async function handler(args: Args, env: CommandEnv): Promise<void> {
+  const session = env.open(args);
+  const { sai, contents } = await importSecretOf(session, args.name);
+  let review: TokenReview;
+  try {
+    review = await session.reviewToken({ clusterName: sai.spec.clusterName, server: contents.server, caPem: contents.caPem, token: contents.token }, contents.namespace);
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    throw new UserError(describeApiError(error, `cluster "${sai.spec.clusterName}" (${contents.server}) did not accept the import's token`, contents.server));
+  }
+  println(env.out, reviewText(sai.spec.clusterName, contents.server, args.name, contents.namespace, review));
 }

@@ -4,10 +4,10 @@
 // run elsewhere (out of cluster: tests, demos, debugging) and no Deployment or Service is created.
 // kubectl mcsa uninstall removes it all.
 import { readFileSync } from "node:fs";
-import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { CRD_NAME, FINALIZER, GROUP, PLURAL, SYSTEM_NAMESPACE, VERSION } from "../../common/api.ts";
-import { parseDuration } from "../../common/duration.ts";
 import { UserError, isNotFound } from "../../common/kube.ts";
 import {
   CONTROLLER_SERVICE_ACCOUNT,
@@ -28,8 +28,10 @@ import {
 } from "../../common/manifests.ts";
 import { type TlsPlan, planWebhookTls, splitPem, tlsFromSecretData } from "../../common/serving-cert.ts";
 import { applyAll, remove } from "../apply.ts";
-import { printManifests } from "../output.ts";
-import { type GlobalArgs, Session } from "../session.ts";
+import { type CommandEnv, println } from "../env.ts";
+import { dryRunFlag, durationFlag, manifestFormat } from "../flags.ts";
+import { manifests } from "../output.ts";
+import type { GlobalArgs, Session } from "../session.ts";
 
 interface Args extends GlobalArgs {
   "dry-run"?: string;
@@ -118,13 +120,14 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     })
     .option("webhook-ca-file", { type: "string", describe: "with --webhook-url: PEM CA that signed the webhook's serving certificate" })
     .option("log-level", { type: "string", choices: ["debug", "info", "warn", "error"], describe: "log level of the in-cluster process" })
-    .option("dry-run", { type: "string", choices: ["client", "none"], describe: "client: print the objects instead of applying them" })
-    .option("output", { alias: "o", type: "string", choices: ["yaml", "json"], describe: "output format with --dry-run" })
-    .example("$0 install --context cluster1", "install in the cluster of context cluster1")
-    .example("$0 install --dry-run=client -o yaml > mcsa.yaml", "the same objects as YAML, for GitOps")
-    .example(
-      "$0 install --webhook-url https://127.0.0.1:8443/mutate-pods --webhook-ca-file ca.pem",
-      "use a webhook run out of cluster (npm run manager -- --webhook-listen 127.0.0.1:8443 --webhook-ca-out ca.pem)",
+    .option("dry-run", { type: "string", describe: "client: print the objects instead of applying them (none: apply)" })
+    .option("output", { alias: "o", type: "string", describe: "with --dry-run=client: yaml or json" })
+    .epilog(
+      examplesText([
+        ["install in the cluster of context cluster1", "kubectl mcsa install --context cluster1"],
+        ["the same objects as YAML, for GitOps", "kubectl mcsa install --dry-run=client -o yaml > mcsa.yaml"],
+        ["a webhook run out of cluster (npm run manager -- --webhook-listen ...)", "kubectl mcsa install --webhook-url https://127.0.0.1:8443/mutate-pods --webhook-ca-file ca.pem"],
+      ]),
     ) as Argv<Args>;
 }
 
@@ -165,7 +168,7 @@ async function supportsMatchConditions(kc: KubeConfig): Promise<boolean> {
 
 async function existingTls(session: Session): Promise<WebhookTls | undefined> {
   try {
-    const secret = await session.core.readNamespacedSecret({ name: WEBHOOK_SECRET, namespace: SYSTEM_NAMESPACE });
+    const secret = await session.kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: WEBHOOK_SECRET, namespace: SYSTEM_NAMESPACE });
     return tlsFromSecretData(secret.data);
   } catch (error) {
     if (isNotFound(error)) return undefined;
@@ -186,7 +189,9 @@ function describeTls(plan: TlsPlan): string {
   }
 }
 
-export async function handler(args: Args): Promise<void> {
+export async function handler(args: Args, env: CommandEnv): Promise<void> {
+  const dryRun = dryRunFlag(args["dry-run"], env.err);
+  const output = manifestFormat(args.output, dryRun);
   const webhook = outOfCluster(args);
   const common = {
     image: args.image,
@@ -194,19 +199,19 @@ export async function handler(args: Args): Promise<void> {
     imagePullPolicy: args["image-pull-policy"],
     logLevel: args["log-level"],
   };
-  if (args["dry-run"] === "client") {
+  if (dryRun === "client") {
     // No cluster to ask: a fresh certificate, and matchConditions (every supported Kubernetes has them).
     const tls = webhook === undefined ? (await planWebhookTls(undefined, webhookDnsNames())).tls : undefined;
-    return printManifests(installObjects({ ...common, webhook, tls, matchConditions: true }), args.output === "json" ? "json" : "yaml");
+    println(env.out, manifests(installObjects({ ...common, webhook, tls, matchConditions: true }), output ?? "yaml"));
+    return;
   }
-  if (args.output) throw new UserError("-o is only for --dry-run=client");
-  const session = Session.open(args);
+  const session = env.open(args);
   const api = KubernetesObjectApi.makeApiClient(session.kc);
   let plan: TlsPlan | undefined;
   const removed: KubernetesObject[] = [];
   let objects: KubernetesObject[];
   try {
-    await waitTerminated(session);
+    await waitTerminated(session, env);
     const matchConditions = await supportsMatchConditions(session.kc);
     if (webhook === undefined) plan = await planWebhookTls(await existingTls(session), webhookDnsNames());
     objects = installObjects({ ...common, webhook, tls: plan?.tls, matchConditions });
@@ -219,9 +224,9 @@ export async function handler(args: Args): Promise<void> {
   } catch (error) {
     throw session.fail(error, "installing");
   }
-  if (plan !== undefined) console.log(describeTls(plan));
-  for (const o of objects) console.log(`${o.kind!.toLowerCase()}/${o.metadata!.name} applied`);
-  for (const o of removed) console.log(`${o.kind!.toLowerCase()}/${o.metadata!.name} deleted (the webhook runs at ${webhook!.url})`);
+  if (plan !== undefined) println(env.out, describeTls(plan));
+  for (const o of objects) println(env.out, `${o.kind!.toLowerCase()}/${o.metadata!.name} applied`);
+  for (const o of removed) println(env.out, `${o.kind!.toLowerCase()}/${o.metadata!.name} deleted (the webhook runs at ${webhook!.url})`);
 }
 
 /**
@@ -247,18 +252,19 @@ async function waitEstablished(kc: KubeConfig, timeoutMs: number): Promise<void>
 }
 
 /** After an uninstall, the namespace and CRD take a moment to go: installing into them fails until then. */
-async function waitTerminated(session: Session, timeoutMs = 60_000): Promise<void> {
+async function waitTerminated(session: Session, env: CommandEnv, timeoutMs = 60_000): Promise<void> {
+  const core = session.kc.makeApiClient(CoreV1Api);
   const ext = session.kc.makeApiClient(ApiextensionsV1Api);
   const deadline = Date.now() + timeoutMs;
   let said = false;
   for (;;) {
     const terminating = [
-      await session.core.readNamespace({ name: SYSTEM_NAMESPACE }).then((o) => (o.metadata?.deletionTimestamp ? `namespace ${SYSTEM_NAMESPACE}` : undefined), () => undefined),
+      await core.readNamespace({ name: SYSTEM_NAMESPACE }).then((o) => (o.metadata?.deletionTimestamp ? `namespace ${SYSTEM_NAMESPACE}` : undefined), () => undefined),
       await ext.readCustomResourceDefinition({ name: CRD_NAME }).then((o) => (o.metadata?.deletionTimestamp ? `CRD ${CRD_NAME}` : undefined), () => undefined),
     ].filter(Boolean);
     if (terminating.length === 0) return;
     if (Date.now() > deadline) throw new UserError(`${terminating.join(" and ")} still being deleted after ${timeoutMs / 1000}s: wait for the previous uninstall to finish`);
-    if (!said) console.error(`waiting for ${terminating.join(" and ")} to finish being deleted (a previous uninstall)`);
+    if (!said) println(env.err, `waiting for ${terminating.join(" and ")} to finish being deleted (a previous uninstall)`);
     said = true;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -285,17 +291,19 @@ async function waitGone(kc: KubeConfig, timeoutMs: number): Promise<boolean> {
 
 export const uninstall = {
   builder(y: Argv<GlobalArgs>): Argv<UninstallArgs> {
-    return y.option("timeout", {
-      type: "string",
-      default: "2m",
-      describe: "how long to wait for the controller to revoke the imports' tokens and release them",
-    }) as Argv<UninstallArgs>;
+    return y
+      .option("timeout", {
+        type: "string",
+        default: "2m",
+        describe: "how long to wait for the controller to revoke the imports' tokens and release them",
+      })
+      .epilog(examplesText([["remove it all from cluster1, the imports' tokens revoked first", "kubectl mcsa uninstall --context cluster1"]])) as Argv<UninstallArgs>;
   },
-  async handler(args: UninstallArgs): Promise<void> {
-    const timeoutSeconds = parseDuration(args.timeout);
-    const session = Session.open(args);
+  async handler(args: UninstallArgs, env: CommandEnv): Promise<void> {
+    const timeoutSeconds = durationFlag(args.timeout, "--timeout");
+    const session = env.open(args);
     const api = KubernetesObjectApi.makeApiClient(session.kc);
-    const say = (o: KubernetesObject) => console.log(`${o.kind!.toLowerCase()}/${o.metadata!.name} deleted`);
+    const say = (o: KubernetesObject) => println(env.out, `${o.kind!.toLowerCase()}/${o.metadata!.name} deleted`);
     try {
       // Pods no longer wait on a webhook that is going away.
       if (await remove(api, webhookConfigurationRef)) say(webhookConfigurationRef);
@@ -313,11 +321,12 @@ export const uninstall = {
       }
       for (const o of uninstallOrder()) if (await remove(api, o)) say(o);
       // The namespace may also hold other clusters' identities (bootstrap --from this cluster): keep them.
-      const others = (await session.core.listNamespacedServiceAccount({ namespace: SYSTEM_NAMESPACE }).catch(() => ({ items: [] }))).items
+      const others = (await session.kc.makeApiClient(CoreV1Api).listNamespacedServiceAccount({ namespace: SYSTEM_NAMESPACE }).catch(() => ({ items: [] }))).items
         .map((sa) => sa.metadata?.name ?? "")
         .filter((n) => n !== "default" && n !== CONTROLLER_SERVICE_ACCOUNT);
       if (others.length > 0) {
-        console.log(
+        println(
+          env.out,
           `namespace/${SYSTEM_NAMESPACE} kept: it holds the identities of ${others.length} importing cluster(s) (${others.join(", ")}); kubectl mcsa unbootstrap removes them`,
         );
       } else if (await remove(api, systemNamespace())) {

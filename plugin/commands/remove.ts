@@ -1,80 +1,90 @@
 // kubectl mcsa remove NAME: the controller revokes the import's remote tokens (its finalizer),
 // then the import and its Secret go. With --remote-context the plugin revokes directly too.
-import { KubernetesObjectApi } from "@kubernetes/client-node";
+// Pods that use the import lose their remote access: remove says which, and needs --force then.
 import type { Argv } from "yargs";
-import { GROUP, PLURAL, SYSTEM_NAMESPACE, VERSION } from "../../common/api.ts";
-import { parseDuration } from "../../common/duration.ts";
-import { importGrant } from "../../common/grant.ts";
-import { UserError, isNotFound } from "../../common/kube.ts";
-import { parseRegistration, registrationSecretName } from "../../common/registration.ts";
-import { removeGrant } from "../remote-grants.ts";
-import { type GlobalArgs, type NameArgs, Session, withName } from "../session.ts";
-import { setTimeout as delay } from "node:timers/promises";
+import { examplesText } from "../help.ts";
+import { UserError } from "../../common/errors.ts";
+import { type GrantObjects, importGrant } from "../../common/grant.ts";
+import { type CommandEnv, println } from "../env.ts";
+import { durationFlag } from "../flags.ts";
+import { type GlobalArgs, type NameArgs, isImportNotFound, withName } from "../session.ts";
+import { podsUsing } from "./describe.ts";
 
 interface Args extends NameArgs {
   "remote-context"?: string;
   wait: boolean;
   timeout: string;
+  force: boolean;
 }
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return withName(y)
     .option("remote-context", { type: "string", describe: "context of the remote cluster: also delete the grant there directly" })
     .option("wait", { type: "boolean", default: true, describe: "wait until the import is gone (--no-wait to return at once)" })
-    .option("timeout", { type: "string", default: "60s", describe: "how long to wait" }) as Argv<Args>;
+    .option("timeout", { type: "string", default: "60s", describe: "how long to wait" })
+    .option("force", { type: "boolean", default: false, describe: "remove it even though pods use it (they lose their remote access)" })
+    .epilog(
+      examplesText([
+        ["revoke its tokens, then delete it and its Secret", "kubectl mcsa remove cluster2-default-pod-lister"],
+      ]),
+    ) as Argv<Args>;
 }
 
-export async function handler(args: Args): Promise<void> {
-  const timeoutSeconds = parseDuration(args.timeout);
-  const session = Session.open(args);
+export function inUseError(name: string, namespace: string, pods: string[]): UserError {
+  const shown = pods.slice(0, 5).join(", ") + (pods.length > 5 ? ` and ${pods.length - 5} more` : "");
+  return new UserError(
+    `serviceaccountimport "${name}" is used by ${pods.length} pod(s) in namespace "${namespace}" (${shown}): removing it revokes their remote access; pass --force to remove it anyway`,
+  );
+}
+
+export async function handler(args: Args, env: CommandEnv): Promise<void> {
+  const timeoutSeconds = durationFlag(args.timeout, "--timeout");
+  const session = env.open(args);
   const sai = await session.getImport(args.name);
   const namespace = sai.metadata.namespace!;
-  const remote = args["remote-context"] ? Session.open(args, args["remote-context"]) : undefined;
+  const users = podsUsing(await session.listPods(namespace).catch((error: unknown) => session.fail(error, "listing the pods that use the import")), args.name, namespace);
+  if (users.length > 0 && !args.force) throw inUseError(args.name, namespace, users);
+  const remote = args["remote-context"] ? env.open(args, args["remote-context"]) : undefined;
   // Read what the grant is called before the import goes.
-  let grant: ReturnType<typeof importGrant> | undefined;
+  let grant: GrantObjects | undefined;
   if (remote) {
-    try {
-      const secret = await session.core.readNamespacedSecret({ name: registrationSecretName(sai.spec.clusterName), namespace: SYSTEM_NAMESPACE });
+    const registration = await session.readRegistration(sai.spec.clusterName);
+    if (registration) {
       grant = importGrant({
-        importer: parseRegistration(secret).importer,
+        importer: registration.importer,
         localNamespace: namespace,
         importName: args.name,
         remoteNamespace: sai.spec.namespace,
         serviceAccount: sai.spec.name,
       });
-    } catch (error) {
-      if (!isNotFound(error)) throw session.fail(error, `reading the registration of cluster "${sai.spec.clusterName}"`);
     }
   }
-  try {
-    await session.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: args.name });
-  } catch (error) {
-    if (!isNotFound(error)) throw session.fail(error, `deleting serviceaccountimport "${args.name}"`);
-  }
+  await session.deleteImport(args.name, namespace);
   // The controller revokes first (its finalizer), with the grant it was given; waiting for it
   // before touching the grant ourselves keeps it able to.
   let gone = !args.wait;
   if (args.wait) {
-    const deadline = Date.now() + timeoutSeconds * 1000;
-    while (!gone && Date.now() <= deadline) {
+    const deadline = env.now().getTime() + timeoutSeconds * 1000;
+    while (!gone && env.now().getTime() <= deadline) {
       try {
         await session.getImport(args.name, namespace);
-        await delay(250);
+        await env.sleep(250);
       } catch (error) {
-        if (!(error instanceof UserError && /not found/.test(error.message))) throw error;
+        if (!isImportNotFound(error)) throw error;
         gone = true;
       }
     }
   }
   if (remote && grant) {
     try {
-      await removeGrant(KubernetesObjectApi.makeApiClient(remote.kc), grant);
+      await remote.removeGrant(grant);
     } catch (error) {
-      throw remote.fail(error, "deleting the import's grant");
+      remote.fail(error, "deleting the import's grant");
     }
   }
+  const forced = users.length > 0 ? ` (${users.length} pod(s) that used it lost their remote access: ${users.join(", ")})` : "";
   if (!args.wait) {
-    console.log(`serviceaccountimport "${args.name}" deleting (the controller revokes its tokens first)`);
+    println(env.out, `serviceaccountimport "${args.name}" deleting (the controller revokes its tokens first)${forced}`);
     return;
   }
   if (!gone) {
@@ -84,5 +94,5 @@ export async function handler(args: Args): Promise<void> {
         "is the controller running, and can it reach the remote cluster? (kubectl mcsa describe shows why)",
     );
   }
-  console.log(`serviceaccountimport "${args.name}" removed: its tokens are revoked and its Secret deleted`);
+  println(env.out, `serviceaccountimport "${args.name}" removed: its tokens are revoked and its Secret deleted${forced}`);
 }

@@ -1,73 +1,101 @@
 // kubectl mcsa unbootstrap --from REMOTE --to LOCAL: revokes LOCAL's identity in REMOTE (and every
-// grant made to it there) and forgets REMOTE in LOCAL.
-import { type KubernetesObject, KubernetesObjectApi, RbacAuthorizationV1Api, CoreV1Api } from "@kubernetes/client-node";
+// grant made to it there) and forgets REMOTE in LOCAL. Refuses (without --force) while another
+// registration shares that identity or imports of REMOTE exist: they would stop working.
+import { CoreV1Api, type KubernetesObject, KubernetesObjectApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
+import { examplesText } from "../help.ts";
 import { SYSTEM_NAMESPACE } from "../../common/api.ts";
+import { UserError } from "../../common/errors.ts";
 import { IMPORTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
-import { UserError, isNotFound } from "../../common/kube.ts";
+import { isNotFound } from "../../common/kube.ts";
 import { toDnsLabel, validateDnsLabel } from "../../common/names.ts";
-import { parseRegistration, registrationSecretName } from "../../common/registration.ts";
+import { registrationSecretName } from "../../common/registration.ts";
 import { remove } from "../apply.ts";
+import { dependentsOf, unbootstrapBlocker } from "../dependents.ts";
+import { type CommandEnv, println } from "../env.ts";
 import { removeGrant } from "../remote-grants.ts";
-import { type GlobalArgs, Session } from "../session.ts";
+import type { GlobalArgs } from "../session.ts";
 
 interface Args extends GlobalArgs {
   from: string;
   to: string;
   name?: string;
+  force: boolean;
 }
 
 export function builder(y: Argv<GlobalArgs>): Argv<Args> {
   return y
     .option("from", { type: "string", demandOption: true, describe: "context of the remote cluster" })
     .option("to", { type: "string", demandOption: true, describe: "context of the importing cluster" })
-    .option("name", { type: "string", describe: "name the remote cluster was registered under" }) as Argv<Args>;
+    .option("name", { type: "string", describe: "name the remote cluster was registered under (default: from its kubeconfig cluster name)" })
+    .option("force", { type: "boolean", default: false, describe: "unbootstrap even though imports or other registrations depend on it" })
+    .epilog(
+      examplesText([
+        ["revoke cluster1's identity in cluster2 and forget cluster2 in cluster1", "kubectl mcsa unbootstrap --from cluster2 --to cluster1"],
+      ]),
+    ) as Argv<Args>;
 }
 
-export async function handler(args: Args): Promise<void> {
+export function unbootstrapOptions(args: Args): { from: string; to: string; name?: string; force: boolean } {
   if (args.from === args.to) throw new UserError("--from and --to name the same context");
-  const remote = Session.open(args, args.from);
-  const local = Session.open(args, args.to);
-  const name = args.name ?? toDnsLabel(remote.kc.getCurrentCluster()!.name);
-  const invalid = validateDnsLabel(name);
-  if (invalid) throw new UserError(`invalid --name "${name}": ${invalid}`);
+  const invalid = args.name === undefined ? undefined : validateDnsLabel(args.name);
+  if (invalid) throw new UserError(`invalid --name "${args.name}": ${invalid}`);
+  return { from: args.from, to: args.to, name: args.name, force: args.force };
+}
+
+export async function handler(args: Args, env: CommandEnv): Promise<void> {
+  const o = unbootstrapOptions(args);
+  const remote = env.open(args, o.from);
+  const local = env.open(args, o.to);
+  const name = o.name ?? toDnsLabel(remote.cluster().name);
   // The identity bootstrap recorded (it may have been named with --local-name), else the default.
-  const importer = await local.core
-    .readNamespacedSecret({ name: registrationSecretName(name), namespace: SYSTEM_NAMESPACE })
-    .then((secret) => parseRegistration(secret).importer, () => importerFor(local.kc.getCurrentCluster()!.name));
-  const remoteApi = KubernetesObjectApi.makeApiClient(remote.kc);
+  const registration = await local.readRegistration(name).catch(() => undefined);
+  const importer = registration?.importer ?? importerFor(local.cluster().name);
+  const dependents = dependentsOf(
+    name,
+    { server: registration?.server ?? remote.cluster().server, serviceAccount: importer.serviceAccount },
+    await local.listRegistrations().catch(() => []),
+    await local.listImports(true).catch(() => []),
+    await local.listPods().catch(() => []),
+  );
+  const blocker = unbootstrapBlocker(name, o.to, `${importer.namespace}/${importer.serviceAccount}`, dependents);
+  if (blocker && !o.force) throw new UserError(blocker);
   let grants = 0;
-  try {
-    // Every per-import grant first (their anchors revoke the imported tokens), then the identity.
-    const selector = `${IMPORTER_LABEL}=${importer.serviceAccount}`;
-    const core = remote.kc.makeApiClient(CoreV1Api);
-    const rbac = remote.kc.makeApiClient(RbacAuthorizationV1Api);
-    const anchors = (await core.listSecretForAllNamespaces({ labelSelector: selector })).items;
-    const roles = (await rbac.listRoleForAllNamespaces({ labelSelector: selector })).items;
-    const bindings = (await rbac.listRoleBindingForAllNamespaces({ labelSelector: selector })).items;
-    const objects: KubernetesObject[] = [
-      ...anchors.map((o) => ({ apiVersion: "v1", kind: "Secret", metadata: o.metadata })),
-      ...bindings.map((o) => ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", metadata: o.metadata })),
-      ...roles.map((o) => ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: o.metadata })),
-    ];
-    for (const object of objects) if (await remove(remoteApi, { ...object, metadata: { name: object.metadata!.name, namespace: object.metadata!.namespace } })) grants++;
-    const identity = identityGrant(importer);
-    await removeGrant(remoteApi, identity);
-    await remove(remoteApi, identity.serviceAccount);
-  } catch (error) {
-    throw remote.fail(error, `removing ${importer.namespace}/${importer.serviceAccount}`);
+  if (dependents.sharing.length === 0) {
+    const remoteApi = KubernetesObjectApi.makeApiClient(remote.kc);
+    try {
+      // Every per-import grant first (their anchors revoke the imported tokens), then the identity.
+      const selector = `${IMPORTER_LABEL}=${importer.serviceAccount}`;
+      const core = remote.kc.makeApiClient(CoreV1Api);
+      const rbac = remote.kc.makeApiClient(RbacAuthorizationV1Api);
+      const anchors = (await core.listSecretForAllNamespaces({ labelSelector: selector })).items;
+      const roles = (await rbac.listRoleForAllNamespaces({ labelSelector: selector })).items;
+      const bindings = (await rbac.listRoleBindingForAllNamespaces({ labelSelector: selector })).items;
+      const objects: KubernetesObject[] = [
+        ...anchors.map((x) => ({ apiVersion: "v1", kind: "Secret", metadata: x.metadata })),
+        ...bindings.map((x) => ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", metadata: x.metadata })),
+        ...roles.map((x) => ({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: x.metadata })),
+      ];
+      for (const object of objects) if (await remove(remoteApi, { ...object, metadata: { name: object.metadata!.name, namespace: object.metadata!.namespace } })) grants++;
+      const identity = identityGrant(importer);
+      await removeGrant(remoteApi, identity);
+      await remove(remoteApi, identity.serviceAccount);
+    } catch (error) {
+      remote.fail(error, `removing ${importer.namespace}/${importer.serviceAccount}`);
+    }
   }
   let registered = true;
   try {
-    await local.core.deleteNamespacedSecret({ name: registrationSecretName(name), namespace: SYSTEM_NAMESPACE });
+    await local.kc.makeApiClient(CoreV1Api).deleteNamespacedSecret({ name: registrationSecretName(name), namespace: SYSTEM_NAMESPACE });
   } catch (error) {
-    if (!isNotFound(error)) throw local.fail(error, `unregistering cluster "${name}"`);
+    if (!isNotFound(error)) local.fail(error, `unregistering cluster "${name}"`);
     registered = false;
   }
   if (!registered && grants === 0) {
-    throw new UserError(`no cluster "${name}" is registered in context "${args.to}" and nothing of it was found in context "${args.from}": pass the --name bootstrap used`);
+    throw new UserError(`no cluster "${name}" is registered in context "${o.to}" and nothing of it was found in context "${o.from}": pass the --name bootstrap used`);
   }
-  console.log(
-    `cluster "${name}" ${registered ? "unregistered" : "was not registered"} in context "${args.to}"; ${importer.serviceAccount} and ${grants} grant object(s) removed from context "${args.from}", their tokens revoked`,
-  );
+  const kept = dependents.sharing.length
+    ? `; ${importer.serviceAccount} kept in context "${o.from}": registration(s) ${dependents.sharing.join(", ")} still use it`
+    : `; ${importer.serviceAccount} and ${grants} grant object(s) removed from context "${o.from}", their tokens revoked`;
+  println(env.out, `cluster "${name}" ${registered ? "unregistered" : "was not registered"} in context "${o.to}"${kept}`);
 }

@@ -314,7 +314,10 @@ describe("kubectl mcsa bootstrap and import", () => {
   it("unbootstraps: the importer identity is revoked and cluster2 is forgotten", async () => {
     const registration = await core1.readNamespacedSecret({ name: registrationSecretName("cluster2"), namespace: SYSTEM_NAMESPACE });
     const identityToken = Buffer.from(registration.data!.token!, "base64").toString("utf8");
-    const result = await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1");
+    // An import of cluster2 (the -yaml one) still exists: unbootstrap needs --force to break it.
+    const refused = await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1");
+    expect(refused.stderr).toMatch(/still needed in context "cluster1": 1 import\(s\) use it .*pass --force/);
+    const result = await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1", "--force");
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     expect(await statusOf(core1.readNamespacedSecret({ name: registrationSecretName("cluster2"), namespace: SYSTEM_NAMESPACE }))).toBe(404);

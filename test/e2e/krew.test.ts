@@ -13,7 +13,7 @@ import { loadAll, load as loadYaml } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CRD_NAME } from "../../common/api.ts";
 import { DEFAULT_IMAGE } from "../../common/manifests.ts";
-import { DIST, PLATFORMS, type Platform, archiveName, binaryName, hostPlatform, isPackaged, packageAll, parseSums, platformId } from "../../scripts/package.ts";
+import { DIST, PLATFORMS, type Platform, archiveName, binaryName, completionShimName, hostPlatform, isPackaged, packageAll, parseSums, platformId } from "../../scripts/package.ts";
 import { type KrewBinaries, ensureKrew } from "../../harness/krew.ts";
 import { adminConfig, createPodReader, statusOf, uniqueName } from "../../harness/kube.ts";
 
@@ -110,7 +110,7 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
     expect(install.stderr).toContain("Installed plugin: mcsa");
     expect(install.code).toBe(0);
     expect(readdirSync(join(krewRoot, "bin"))).toEqual([binaryName(host!)]);
-    expect(readdirSync(join(krewRoot, "store", "mcsa", version)).sort()).toEqual(["LICENSE", "THIRD_PARTY_NOTICES", binaryName(host!)].sort());
+    expect(readdirSync(join(krewRoot, "store", "mcsa", version)).sort()).toEqual(["LICENSE", "THIRD_PARTY_NOTICES", binaryName(host!), completionShimName(host!)].sort());
 
     // krew's receipt of what it installed (list and uninstall need krew's index, which needs the network).
     expect(readFileSync(join(krewRoot, "receipts", "mcsa.yaml"), "utf8")).toContain(`version: ${version}`);
@@ -139,7 +139,7 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
       const install = await kubectlWithKrew(krewRoot, ["krew", "install", `--manifest=${manifestPath}`, `--archive=${archive}`], env);
       expect(install.code, `${platformId(platform)}: ${install.stderr}`).toBe(0);
       const store = join(krewRoot, "store", "mcsa", version);
-      expect(readdirSync(store).sort(), platformId(platform)).toEqual(["LICENSE", "THIRD_PARTY_NOTICES", binaryName(platform)].sort());
+      expect(readdirSync(store).sort(), platformId(platform)).toEqual(["LICENSE", "THIRD_PARTY_NOTICES", binaryName(platform), completionShimName(platform)].sort());
     }
   }, 180_000);
 

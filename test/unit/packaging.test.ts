@@ -66,7 +66,7 @@ describe("the krew manifest template", () => {
       expect(entry, `${platform.os}/${platform.arch}`).toBeDefined();
       expect(entry!.uri).toBe(`https://github.com/kubectl-mcsa/kubectl-mcsa/releases/download/v${pkg.version}/${archiveName(platform)}`);
       expect(entry!.bin).toBe(binaryName(platform));
-      expect(entry!.files.map((f) => f.from).sort()).toEqual(["LICENSE", "THIRD_PARTY_NOTICES", binaryName(platform)].sort());
+      expect(entry!.files.map((f) => f.from).sort()).toEqual(["LICENSE", "THIRD_PARTY_NOTICES", binaryName(platform), "kubectl_complete-mcsa*"].sort());
     }
   });
 
