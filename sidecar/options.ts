@@ -2,7 +2,7 @@
 // need the file system (do the directories exist?) take a probe, so they stay testable.
 
 import { parseArgs } from "node:util";
-import { SIDECAR_HEALTH_PORT } from "../common/api.ts";
+import { parseProxyAllow, PROXY_STREAMS, SIDECAR_HEALTH_PORT, type ProxyStream } from "../common/api.ts";
 import { parseLevel, type Level } from "../common/log.ts";
 import { validateDnsSubdomain } from "../common/names.ts";
 
@@ -22,6 +22,8 @@ export interface SidecarOptions {
   healthAddress: string;
   /** Where the proxies listen: loopback only, unless told otherwise. */
   proxyAddress: string;
+  /** Streaming subresources the proxies pass; none by default. */
+  proxyAllow: ProxyStream[];
   imports: ImportOption[];
   /** Quiet time after a file event before the Secret is re-read (kubelet's swap is several events). */
   debounceMs: number;
@@ -39,6 +41,7 @@ export const USAGE = `Usage: mcsa-sidecar --secrets-dir=DIR --output-dir=DIR --i
   --health-port=PORT      /healthz, /readyz and /metrics (default ${SIDECAR_HEALTH_PORT})
   --health-address=ADDR   address of the health port (default 0.0.0.0, for kubelet probes)
   --proxy-address=ADDR    address of the proxies (default 127.0.0.1)
+  --proxy-allow=LIST      streams the proxies pass: ${PROXY_STREAMS.join(",")} (default none)
   --debounce=MS           quiet time after a Secret file event before re-reading (default 100)
   --resync=SECONDS        periodic re-read of every Secret (default 30)
   --log-level=LEVEL       debug, info, warn or error (default info)
@@ -90,6 +93,7 @@ export function parseOptions(argv: readonly string[]): SidecarOptions | "help" {
         "health-port": { type: "string" },
         "health-address": { type: "string" },
         "proxy-address": { type: "string" },
+        "proxy-allow": { type: "string" },
         debounce: { type: "string" },
         resync: { type: "string" },
         "log-level": { type: "string" },
@@ -124,12 +128,15 @@ export function parseOptions(argv: readonly string[]): SidecarOptions | "help" {
   } catch (error) {
     throw new OptionsError((error as Error).message);
   }
+  const proxyAllow = parseProxyAllow(values["proxy-allow"] ?? "");
+  if ("error" in proxyAllow) throw new OptionsError(`--proxy-allow: ${proxyAllow.error}`);
   return {
     secretsDir,
     outputDir,
     healthPort,
     healthAddress: address("--health-address", values["health-address"] ?? "0.0.0.0"),
     proxyAddress: address("--proxy-address", values["proxy-address"] ?? "127.0.0.1"),
+    proxyAllow,
     imports,
     debounceMs: values.debounce === undefined ? 100 : positiveInt("--debounce", values.debounce, 0, 60_000),
     resyncMs: (values.resync === undefined ? 30 : positiveInt("--resync", values.resync, 1, 86_400)) * 1000,

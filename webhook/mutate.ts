@@ -23,7 +23,9 @@ import {
   NAMESPACE_LABEL_VALUE,
   POD_CREDENTIALS_ROOT,
   POD_MERGED_KUBECONFIG,
+  PROXY_ALLOW_ANNOTATION,
   PROXY_URL_ENV,
+  parseProxyAllow,
   SIDECAR_CONTAINER_NAME,
   SIDECAR_HEALTH_PORT,
   SIDECAR_PROXY_PORT_BASE,
@@ -159,6 +161,8 @@ function notReadyWhy(sai: ServiceAccountImport): string {
 interface Plan {
   imports: { name: string; port: number; secretName: string; volume: string }[];
   healthPort: number;
+  /** `--proxy-allow`, from the pod's proxy-allow annotation: empty unless the pod opts in. */
+  proxyAllow: string[];
   /** Env vars app containers get, in order: name → value. */
   env: Map<string, string>;
 }
@@ -215,7 +219,9 @@ export function mutatePod(input: MutateInput): MutateResult {
     }
     imports.push({ name, port: base + i, secretName, volume: secretVolumeName(name) });
   }
-  const plan: Plan = { imports, healthPort, env: injectedEnv(imports) };
+  const proxyAllow = parseProxyAllow(pod.metadata?.annotations?.[PROXY_ALLOW_ANNOTATION] ?? "");
+  if ("error" in proxyAllow) return deny(`annotation ${PROXY_ALLOW_ANNOTATION}: ${proxyAllow.error}`);
+  const plan: Plan = { imports, healthPort, proxyAllow, env: injectedEnv(imports) };
 
   const stripped = strip(structuredClone(pod), plan, options.nativeSidecar);
   const conflict = findConflict(stripped, plan, options.nativeSidecar);
@@ -380,6 +386,7 @@ function sidecarContainer(plan: Plan, options: MutateOptions): V1Container {
       `--output-dir=${POD_CREDENTIALS_ROOT}`,
       `--health-port=${plan.healthPort}`,
       ...plan.imports.map((i) => `--import=${i.name}=${i.port}`),
+      ...(plan.proxyAllow.length > 0 ? [`--proxy-allow=${plan.proxyAllow.join(",")}`] : []),
     ],
     ...(options.nativeSidecar ? { restartPolicy: "Always" } : {}),
     ports: [{ name: HEALTH_PORT_NAME, containerPort: plan.healthPort, protocol: "TCP" }],
