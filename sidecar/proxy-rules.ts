@@ -265,6 +265,18 @@ export interface HeaderRule {
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "transfer-encoding"]);
 const WEBSOCKET_BEARER = "base64url.bearer.authorization.k8s.io.";
 
+/** Both ways. On requests, framing (and an upgrade's Upgrade) was decided by earlier rules. */
+const HOP_BY_HOP_RULE: HeaderRule = {
+  name: "hop-by-hop",
+  why: "RFC 9110 7.6.1: Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding concern one hop",
+  verdict: (name) => (HOP_BY_HOP.has(name) ? "drop" : undefined),
+};
+const CONNECTION_LISTED_RULE: HeaderRule = {
+  name: "connection-listed",
+  why: "a header the Connection header names is hop-by-hop too",
+  verdict: (name, _value, context) => (context.listed.has(name) ? "drop" : undefined),
+};
+
 export const REQUEST_HEADER_RULES: readonly HeaderRule[] = [
   {
     name: "app-credentials",
@@ -306,16 +318,8 @@ export const REQUEST_HEADER_RULES: readonly HeaderRule[] = [
     why: "the proxy answered 100-continue itself and sends the body whole",
     verdict: (name) => (name === "expect" ? "drop" : undefined),
   },
-  {
-    name: "hop-by-hop",
-    why: "RFC 9110 7.6.1: Connection, Keep-Alive, Proxy-Connection, TE, Trailer concern one hop",
-    verdict: (name) => (HOP_BY_HOP.has(name) ? "drop" : undefined),
-  },
-  {
-    name: "connection-listed",
-    why: "a header the Connection header names is hop-by-hop too (framing was decided above)",
-    verdict: (name, _value, context) => (context.listed.has(name) ? "drop" : undefined),
-  },
+  HOP_BY_HOP_RULE,
+  CONNECTION_LISTED_RULE,
   {
     name: "websocket-bearer",
     why: "a WebSocket client's bearer token travels as a Sec-WebSocket-Protocol entry: drop that entry",
@@ -336,16 +340,8 @@ export const RESPONSE_HEADER_RULES: readonly HeaderRule[] = [
     why: "a 101's Upgrade and Connection are the handshake the app waits for",
     verdict: (name, _value, context) => (context.upgrade && (name === "upgrade" || name === "connection") ? "keep" : undefined),
   },
-  {
-    name: "hop-by-hop",
-    why: "RFC 9110 7.6.1; Node frames the response to the app itself",
-    verdict: (name) => (HOP_BY_HOP.has(name) ? "drop" : undefined),
-  },
-  {
-    name: "connection-listed",
-    why: "a header the remote's Connection header names is hop-by-hop too",
-    verdict: (name, _value, context) => (context.listed.has(name) ? "drop" : undefined),
-  },
+  HOP_BY_HOP_RULE,
+  CONNECTION_LISTED_RULE,
   {
     name: "proxy-authenticate",
     why: "the remote's challenge to a proxy is not the app's business",

@@ -3,6 +3,7 @@
 // proxy and splits what comes back into responses, and the invariant every case must keep.
 
 import { once } from "node:events";
+import { afterAll, beforeAll } from "vitest";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import type { IncomingMessage } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
@@ -103,6 +104,20 @@ export async function startProxy(upstream: RecordingUpstream, options: { allow?:
   proxy.setCredentials({ token, expiry: undefined, server: upstream.server, caPem: upstream.caPem });
   await proxy.listen();
   return { proxy, token };
+}
+
+/** A recording upstream and a proxy to it for one test file, started before its tests, closed after. */
+export function proxyUnderTest(options: { allow?: ProxyStream[] } = {}): { upstream: RecordingUpstream; proxy: ImportProxy; token: string } {
+  const context = {} as { upstream: RecordingUpstream; proxy: ImportProxy; token: string };
+  beforeAll(async () => {
+    context.upstream = await startRecordingUpstream();
+    Object.assign(context, await startProxy(context.upstream, options));
+  });
+  afterAll(async () => {
+    await context.proxy?.close();
+    await context.upstream?.close();
+  });
+  return context;
 }
 
 export interface RawResponse {

@@ -4,10 +4,9 @@
 // Authorization per request, the import's; nothing smuggled; each answer to its own request),
 // every path that reaches the upstream is one the path rules accept, and the proxy keeps serving.
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { pathSegments } from "../../../sidecar/proxy-rules.ts";
-import type { ImportProxy } from "../../../sidecar/proxy.ts";
-import { exchange, ID_HEADER, invariantProblems, startProxy, startRecordingUpstream, type RecordingUpstream, type SentRequest } from "./proxy-fixture.ts";
+import { exchange, ID_HEADER, invariantProblems, proxyUnderTest, type SeenRequest, type SentRequest } from "./proxy-fixture.ts";
 
 const RUNS = 300;
 
@@ -25,26 +24,20 @@ const headerName = fc.oneof(
 /** Lengths and codings would make the proxy wait for a body the fuzz never sends; the matrix covers them. */
 const framingOrId = /content-length|transfer-encoding|x-req-id/i;
 
-let upstream: RecordingUpstream;
-let proxy: ImportProxy;
-let token: string;
+const under = proxyUnderTest();
 let run = 0;
-beforeAll(async () => {
-  upstream = await startRecordingUpstream();
-  ({ proxy, token } = await startProxy(upstream));
-});
-afterAll(async () => {
-  await proxy.close();
-  await upstream.close();
-});
 
-/** Writes the fuzzed request, then a plain one, and checks everything that came of it. */
-async function check(path: string, headers: [string, string][]): Promise<void> {
+/**
+ * Writes the fuzzed request (its head up to the id, then `rest`), then a plain one on the same
+ * connection, and checks the invariant on what came of both. Returns the upstream's records.
+ */
+async function check(method: string, target: string, rest: string, upstreamUrl: string | undefined): Promise<{ seen: SeenRequest[]; statuses: number[] }> {
+  const { upstream, proxy, token } = under;
   const n = run++;
-  const first = `GET /${path} HTTP/1.1\r\nHost: localhost\r\n${ID_HEADER}: f${n}-0\r\n${headers.map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`;
+  const first = `${method} ${target} HTTP/1.1\r\nHost: localhost\r\n${ID_HEADER}: f${n}-0\r\n${rest}`;
   const second = `GET /api/after HTTP/1.1\r\nHost: localhost\r\n${ID_HEADER}: f${n}-1\r\n\r\n`;
   const sent: SentRequest[] = [
-    { id: `f${n}-0`, method: "GET", upstreamUrl: undefined },
+    { id: `f${n}-0`, method, upstreamUrl },
     { id: `f${n}-1`, method: "GET", upstreamUrl: "/api/after" },
   ];
   const before = upstream.seen.length;
@@ -53,6 +46,7 @@ async function check(path: string, headers: [string, string][]): Promise<void> {
   const seen = upstream.seen.slice(before);
   expect(invariantProblems(token, seen, sent, result.responses)).toEqual([]);
   for (const r of seen) expect(pathSegments(r.url), r.url).toBeInstanceOf(Array);
+  return { seen, statuses: result.responses.filter((r) => r.status >= 200).map((r) => r.status) };
 }
 
 describe("proxy fuzz", () => {
@@ -60,7 +54,7 @@ describe("proxy fuzz", () => {
     await fc.assert(
       fc.asyncProperty(bytes(40), async (path) => {
         fc.pre(!framingOrId.test(path));
-        await check(path, []);
+        await check("GET", `/${path}`, "\r\n", undefined);
       }),
       { numRuns: RUNS },
     );
@@ -70,7 +64,7 @@ describe("proxy fuzz", () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(headerName, bytes(30)), { minLength: 1, maxLength: 4 }), async (headers) => {
         fc.pre(!headers.some(([k, v]) => framingOrId.test(k) || framingOrId.test(v)));
-        await check("api/v1/pods", headers);
+        await check("GET", "/api/v1/pods", `${headers.map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`, "/api/v1/pods");
       }),
       { numRuns: RUNS },
     );
@@ -81,23 +75,10 @@ describe("proxy fuzz", () => {
     const method = fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS");
     await fc.assert(
       fc.asyncProperty(method, bytes(60), fc.boolean(), listed, async (verb, body, chunked, connection) => {
-        const n = run++;
-        const framing = chunked
-          ? `Transfer-Encoding: chunked\r\n`
-          : `Content-Length: ${Buffer.byteLength(body, "latin1")}\r\n`;
+        const framing = chunked ? "Transfer-Encoding: chunked\r\n" : `Content-Length: ${Buffer.byteLength(body, "latin1")}\r\n`;
         const payload = chunked && body.length > 0 ? `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n` : chunked ? "0\r\n\r\n" : body;
-        const first = `${verb} /api/body HTTP/1.1\r\nHost: localhost\r\n${ID_HEADER}: f${n}-0\r\nConnection: ${connection.join(", ")}\r\n${framing}\r\n${payload}`;
-        const second = `GET /api/after HTTP/1.1\r\nHost: localhost\r\n${ID_HEADER}: f${n}-1\r\n\r\n`;
-        const sent: SentRequest[] = [
-          { id: `f${n}-0`, method: verb, upstreamUrl: "/api/body" },
-          { id: `f${n}-1`, method: "GET", upstreamUrl: "/api/after" },
-        ];
-        const before = upstream.seen.length;
-        const result = await exchange(proxy.port, first + second, { finals: 2 });
-        result.socket.destroy();
-        const seen = upstream.seen.slice(before);
-        expect(invariantProblems(token, seen, sent, result.responses)).toEqual([]);
-        expect(result.responses.filter((r) => r.status >= 200).map((r) => r.status)).toEqual([200, 200]);
+        const { seen, statuses } = await check(verb, "/api/body", `Connection: ${connection.join(", ")}\r\n${framing}\r\n${payload}`, "/api/body");
+        expect(statuses).toEqual([200, 200]);
         expect(seen.find((r) => r.url === "/api/body")?.body).toBe(body);
       }),
       { numRuns: RUNS },
@@ -105,6 +86,7 @@ describe("proxy fuzz", () => {
   }, 120_000);
 
   it("the proxy still serves after the fuzz", async () => {
+    const { upstream, proxy } = under;
     const result = await exchange(proxy.port, `GET /api HTTP/1.1\r\nHost: localhost\r\n${ID_HEADER}: last\r\n\r\n`, { finals: 1 });
     result.socket.destroy();
     expect(result.responses.map((r) => r.status)).toEqual([200]);

@@ -1,23 +1,15 @@
 // The smuggling bug of issue 11, reproduced on raw sockets: a request whose Connection header
-// lists content-length must not reach the remote with its body unframed.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ImportProxy } from "../../../sidecar/proxy.ts";
-import { exchange, ID_HEADER, invariantProblems, startProxy, startRecordingUpstream, type RecordingUpstream } from "./proxy-fixture.ts";
+// lists content-length must not reach the remote with its body unframed. (Before the fix, the
+// upstream parsed GET /api/v1/namespaces/kube-system/secrets, completed by the second request's
+// line and headers, its Authorization included.)
+import { describe, expect, it } from "vitest";
+import { exchange, ID_HEADER, invariantProblems, proxyUnderTest } from "./proxy-fixture.ts";
 
-let upstream: RecordingUpstream;
-let proxy: ImportProxy;
-let token: string;
-beforeAll(async () => {
-  upstream = await startRecordingUpstream();
-  ({ proxy, token } = await startProxy(upstream));
-});
-afterAll(async () => {
-  await proxy.close();
-  await upstream.close();
-});
+const under = proxyUnderTest();
 
 describe("proxy framing", () => {
   it("a body whose length header the Connection header names cannot smuggle a request that captures the next one", async () => {
+    const { upstream, proxy, token } = under;
     // An unfinished request in the body: on an unframed forward, the next request's line and
     // headers (its Authorization included) become the smuggled request's headers.
     const smuggled = "GET /api/v1/namespaces/kube-system/secrets HTTP/1.1\r\nHost: x\r\nX-Captured: ";
