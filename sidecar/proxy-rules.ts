@@ -3,7 +3,7 @@
 // on, how it frames a request body, where a request goes, and the Kubernetes Status it answers with.
 // Each rule has its own cases in test/unit/sidecar/proxy-rules.test.ts.
 
-import type { ProxyStream } from "../common/api.ts";
+import { PROXY_ALLOW_ANNOTATION, type ProxyStream } from "../common/api.ts";
 
 export interface StatusReply {
   code: number;
@@ -211,7 +211,7 @@ export const REQUEST_RULES: readonly RequestRule[] = [
       const segments = pathSegments(head.url);
       const stream = "problem" in segments ? undefined : streamOf(segments);
       if (stream === undefined || policy.allow.has(stream)) return undefined;
-      return forbidden(`${stream} through the mcsa proxy is off: the pod's annotation multicluster.admiralty.io/proxy-allow must list ${stream}`);
+      return forbidden(`${stream} through the mcsa proxy is off: allow it with the pod annotation ${PROXY_ALLOW_ANNOTATION}: ${stream} (sidecar flag --proxy-allow)`);
     },
   },
   {

@@ -199,7 +199,7 @@ describe("import proxy", () => {
     const { proxy, metrics } = await startProxy(undefined, { allow: ["attach"] });
     const exec = await call(proxy.port, "/api/v1/namespaces/default/pods/p/exec?command=sh", { method: "POST" });
     expect(exec.status).toBe(403);
-    expect(JSON.parse(exec.body).message).toMatch(/proxy-allow must list exec/);
+    expect(JSON.parse(exec.body).message).toBe("exec through the mcsa proxy is off: allow it with the pod annotation multicluster.admiralty.io/proxy-allow: exec (sidecar flag --proxy-allow)");
     expect((await call(proxy.port, "/api/v1/namespaces/default/pods/p/portforward", { method: "POST" })).status).toBe(403);
     expect((await call(proxy.port, "/api/v1/namespaces/default/pods/p/attach", { method: "POST" })).status).toBe(200);
     expect(metrics.requests.value({ import: "a", code: "403" })).toBe(2);
