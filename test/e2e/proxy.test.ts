@@ -85,13 +85,14 @@ describe("the proxy against a real API server", () => {
   it("a body behind Connection: content-length never reaches the remote as a request, and every request is the import's", async () => {
     const smuggledUri = `/api/v1/namespaces/kube-system/secrets?smuggled=${marker}`;
     const whole = `GET ${smuggledUri}-whole HTTP/1.1\r\nHost: x\r\n\r\n`;
-    const unfinished = `GET ${smuggledUri}-capture HTTP/1.1\r\nHost: x\r\nX-Captured: `;
+    // No Host of its own: the captured request brings one (Go refuses two).
+    const unfinished = `GET ${smuggledUri}-capture HTTP/1.1\r\nX-Captured: `;
     const pods = (n: number) => `/api/v1/namespaces/${namespace}/pods?limit=1&legit=${marker}-${n}`;
 
     // 1. A whole second request as the body of a GET whose Connection header lists content-length.
     expect(await curl(pods(1), ["-X", "GET", "-H", "Connection: keep-alive, content-length", "--data-binary", whole])).toBe("200");
     // 2. An unfinished one: on an unframed forward, the next request (3.) would complete it with its own Authorization.
-    expect(await curl(pods(2), ["-X", "POST", "-H", "Connection: content-length", "-H", "Content-Type: text/plain", "--data-binary", unfinished])).toMatch(/^4\d\d$/);
+    expect(await curl(pods(2), ["-X", "GET", "-H", "Connection: content-length", "--data-binary", unfinished])).toBe("200");
     expect(await curl(pods(3))).toBe("200");
     // 4. The chunked variant, on a raw socket, followed by a pipelined request on the same connection.
     const socket = connect(proxyPort, "127.0.0.1");
