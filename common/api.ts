@@ -60,6 +60,27 @@ export const INJECTED_ANNOTATION_VALUE = "mcsa-webhook";
  * never collides with an import Secret's volume (names.ts `secretVolumeName`).
  */
 export const CREDENTIALS_VOLUME_NAME = "mcsa";
+/**
+ * Pod annotation opting its local proxies in to streaming subresources: a comma-separated subset
+ * of PROXY_STREAMS. Without it the proxies refuse exec, attach and port-forward, as `kubectl proxy`
+ * does by default. The webhook passes it to the sidecar as `--proxy-allow`.
+ */
+export const PROXY_ALLOW_ANNOTATION = `${GROUP}/proxy-allow`;
+export const PROXY_STREAMS = ["exec", "attach", "portforward"] as const;
+export type ProxyStream = (typeof PROXY_STREAMS)[number];
+
+/** The streams a `proxy-allow` value names, or why it is not one (a one-line message). */
+export function parseProxyAllow(value: string): ProxyStream[] | { error: string } {
+  const out: ProxyStream[] = [];
+  for (const part of value.split(",")) {
+    const word = part.trim().toLowerCase();
+    if (word === "") continue;
+    const stream = PROXY_STREAMS.find((s) => s === word);
+    if (stream === undefined) return { error: `${JSON.stringify(part.trim())} is not one of ${PROXY_STREAMS.join(", ")}` };
+    if (!out.includes(stream)) out.push(stream);
+  }
+  return out;
+}
 /** Env var in app containers: the first import's local proxy URL (each import also gets `MCSA_<NAME>_URL`). */
 export const PROXY_URL_ENV = "MCSA_PROXY_URL";
 

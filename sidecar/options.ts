@@ -2,7 +2,7 @@
 // need the file system (do the directories exist?) take a probe, so they stay testable.
 
 import { parseArgs } from "node:util";
-import { SIDECAR_HEALTH_PORT } from "../common/api.ts";
+import { parseProxyAllow, PROXY_STREAMS, SIDECAR_HEALTH_PORT, type ProxyStream } from "../common/api.ts";
 import { type ImportPort, parseImportArg } from "../common/import-arg.ts";
 import { parseLevel, type Level } from "../common/log.ts";
 
@@ -18,6 +18,8 @@ export interface SidecarOptions {
   healthAddress: string;
   /** Where the proxies listen: loopback only, unless told otherwise. */
   proxyAddress: string;
+  /** Streaming subresources the proxies pass; none by default. */
+  proxyAllow: ProxyStream[];
   imports: ImportOption[];
   /** Quiet time after a file event before the Secret is re-read (kubelet's swap is several events). */
   debounceMs: number;
@@ -38,6 +40,7 @@ export const USAGE = `Usage: mcsa-sidecar --secrets-dir=DIR --output-dir=DIR --i
   --health-address=ADDR   address of the health port (default 0.0.0.0, for kubelet probes)
   --proxy-address=ADDR    address of the proxies (default 127.0.0.1)
   --no-app-token          write no token file for app containers: they use the proxies only
+  --proxy-allow=LIST      streams the proxies pass: ${PROXY_STREAMS.join(",")} (default none)
   --debounce=MS           quiet time after a Secret file event before re-reading (default 100)
   --resync=SECONDS        periodic re-read of every Secret (default 30)
   --log-level=LEVEL       debug, info, warn or error (default info)
@@ -89,6 +92,7 @@ export function parseOptions(argv: readonly string[]): SidecarOptions | "help" {
         "health-address": { type: "string" },
         "proxy-address": { type: "string" },
         "no-app-token": { type: "boolean" },
+        "proxy-allow": { type: "string" },
         debounce: { type: "string" },
         resync: { type: "string" },
         "log-level": { type: "string" },
@@ -123,12 +127,15 @@ export function parseOptions(argv: readonly string[]): SidecarOptions | "help" {
   } catch (error) {
     throw new OptionsError((error as Error).message);
   }
+  const proxyAllow = parseProxyAllow(values["proxy-allow"] ?? "");
+  if ("error" in proxyAllow) throw new OptionsError(`--proxy-allow: ${proxyAllow.error}`);
   return {
     secretsDir,
     outputDir,
     healthPort,
     healthAddress: address("--health-address", values["health-address"] ?? "0.0.0.0"),
     proxyAddress: address("--proxy-address", values["proxy-address"] ?? "127.0.0.1"),
+    proxyAllow,
     imports,
     appToken: values["no-app-token"] !== true,
     debounceMs: values.debounce === undefined ? 100 : positiveInt("--debounce", values.debounce, 0, 60_000),

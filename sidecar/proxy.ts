@@ -1,24 +1,29 @@
 // One import's local proxy: a loopback HTTP listener that forwards to the remote API server with
 // the import's current bearer token, verifying the server with the import's CA. Responses stream
-// (watch), upgrades (exec, attach, port-forward over SPDY or WebSocket) are tunnelled, and the
-// app's own credentials and impersonation headers never reach the remote.
+// (watch), upgrades (exec, attach, port-forward over SPDY or WebSocket, when the pod allows them)
+// are tunnelled, and the app's own credentials and impersonation headers never reach the remote.
+// Every body it sends upstream is framed by the proxy itself (sidecar/proxy-rules.ts), so the
+// remote reads exactly the requests the app's bytes made, one for one, on pooled connections.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
+import type { ProxyStream } from "../common/api.ts";
 import type { Logger } from "../common/log.ts";
 import type { SidecarMetrics } from "./metrics.ts";
 import {
-  filterRequestHeaders,
   filterResponseHeaders,
-  isCrossSite,
-  isLoopbackHost,
   rawStatusResponse,
+  refusal,
+  requestFraming,
   STATUS_HEADERS,
   statusBody,
   targetPath,
+  upstreamRequestHeaders,
+  type Framing,
+  type RequestPolicy,
   type StatusReply,
 } from "./proxy-rules.ts";
 
@@ -38,6 +43,8 @@ export interface ImportProxyOptions {
   logger: Logger;
   /** How long to wait for the remote's TCP and TLS handshake (default 10 s). */
   connectTimeoutMs?: number;
+  /** Streaming subresources to pass (exec, attach, portforward); none by default. */
+  allow?: readonly ProxyStream[];
   now?: () => number;
 }
 
@@ -49,7 +56,6 @@ interface Upstream {
   agent: Agent;
 }
 
-const STATUS_TEXT: Record<number, string> = { 403: "Forbidden", 400: "Bad Request", 502: "Bad Gateway", 503: "Service Unavailable" };
 const RETRYABLE = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export class ImportProxy {
@@ -62,6 +68,9 @@ export class ImportProxy {
   readonly #now: () => number;
   readonly #server: Server;
   readonly #tunnels = new Set<Duplex>();
+  readonly #policy: RequestPolicy;
+  /** Responses not yet finished per app connection: a parse error may be answered only when there are none. */
+  readonly #inFlight = new WeakMap<object, number>();
   #upstream: Upstream | undefined;
   #remoteDown = false;
 
@@ -73,9 +82,12 @@ export class ImportProxy {
     this.#log = options.logger.with({ import: options.name });
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#now = options.now ?? Date.now;
+    this.#policy = { allow: new Set(options.allow ?? []) };
     this.#server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.#onRequest(req, res));
     this.#server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
-    this.#server.on("clientError", (_error, socket) => socket.destroy());
+    // CONNECT: refused by the request rules (Node would otherwise close the connection unanswered).
+    this.#server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    this.#server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(error, socket));
   }
 
   get port(): number {
@@ -115,28 +127,11 @@ export class ImportProxy {
     await closed;
   }
 
-  /** Why a request cannot go through now, or the upstream to send it to. */
-  #admit(req: IncomingMessage): { refuse: StatusReply } | { upstream: Upstream; path: string } {
-    const host = req.headers.host;
-    if (!isLoopbackHost(host)) {
-      return {
-        refuse: {
-          code: 403,
-          reason: "Forbidden",
-          message: `host ${JSON.stringify(host ?? "")} is not accepted: the mcsa proxy serves only localhost, 127.0.0.1 and [::1] (DNS rebinding protection)`,
-        },
-      };
-    }
-    const fetchSite = req.headers["sec-fetch-site"];
-    if (isCrossSite(req.headers.origin, Array.isArray(fetchSite) ? fetchSite[0] : fetchSite)) {
-      return {
-        refuse: {
-          code: 403,
-          reason: "Forbidden",
-          message: `requests from a web page of another site (Origin ${JSON.stringify(req.headers.origin ?? "")}) are not accepted by the mcsa proxy`,
-        },
-      };
-    }
+  /** Why a request cannot go through now, or the upstream to send it to, the path and the body's framing. */
+  #admit(req: IncomingMessage, upgrade: boolean): { refuse: StatusReply } | { upstream: Upstream; path: string; framing: Framing } {
+    const head = { method: req.method ?? "", url: req.url ?? "", httpVersion: req.httpVersion, rawHeaders: req.rawHeaders, upgrade };
+    const refused = refusal(head, this.#policy);
+    if (refused !== undefined) return { refuse: refused };
     const upstream = this.#upstream;
     if (!upstream) {
       return { refuse: { code: 503, reason: "ServiceUnavailable", message: `service account import ${this.name}: no valid token read yet` } };
@@ -151,24 +146,25 @@ export class ImportProxy {
       };
     }
     const path = targetPath(upstream.url.pathname, req.url);
-    if (path === undefined) return { refuse: { code: 400, reason: "BadRequest", message: "the request target must be a path without . or .. segments" } };
-    return { upstream, path };
+    const framing = requestFraming(req.rawHeaders);
+    // Both were checked by the request rules; this keeps the types honest.
+    if (path === undefined || "problem" in framing) return { refuse: { code: 400, reason: "BadRequest", message: "the request is not accepted" } };
+    return { upstream, path, framing };
   }
 
-  #options(upstream: Upstream, req: IncomingMessage, path: string, upgrade: boolean): RequestOptions {
+  #options(upstream: Upstream, req: IncomingMessage, path: string, framing: Framing, upgrade: boolean): RequestOptions {
     return {
       protocol: "https:",
       hostname: upstream.url.hostname.replace(/^\[(.*)\]$/, "$1"),
       port: upstream.url.port || 443,
       method: req.method,
       path,
-      headers: [
-        ...filterRequestHeaders(req.rawHeaders, { upgrade }),
-        "Host",
-        upstream.url.host,
-        "Authorization",
-        `Bearer ${upstream.token}`,
-      ] as unknown as RequestOptions["headers"],
+      headers: upstreamRequestHeaders(req.rawHeaders, {
+        host: upstream.url.host,
+        token: upstream.token,
+        framing,
+        upgrade,
+      }) as unknown as RequestOptions["headers"],
       // Upgraded connections leave the pool anyway: give them their own, with the same CA.
       ...(upgrade ? { agent: false, ca: upstream.caPem } : { agent: upstream.agent }),
     };
@@ -213,23 +209,52 @@ export class ImportProxy {
     });
   }
 
+  /**
+   * A request Node's parser refused (CL with TE, a bad length, a bad header…): answer 400 (431 for
+   * headers too large) with a Status when no response is under way on that connection, and close.
+   */
+  #onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    if (socket.writable && (this.#inFlight.get(socket) ?? 0) === 0 && error.code !== "ECONNRESET") {
+      const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
+      const reply: StatusReply = tooLarge
+        ? { code: 431, reason: "RequestHeaderFieldsTooLarge", message: "the request headers are too large" }
+        : { code: 400, reason: "BadRequest", message: `the request is not valid HTTP/1.1: ${error.message.replace(/^Parse Error: /, "")}` };
+      socket.end(rawStatusResponse(reply));
+      return;
+    }
+    socket.destroy();
+  }
+
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    const admitted = this.#admit(req);
+    const connection = req.socket;
+    this.#inFlight.set(connection, (this.#inFlight.get(connection) ?? 0) + 1);
+    res.once("close", () => this.#inFlight.set(connection, (this.#inFlight.get(connection) ?? 1) - 1));
+    const admitted = this.#admit(req, false);
     if ("refuse" in admitted) {
       sendStatus(res, admitted.refuse);
       this.#record(admitted.refuse.code, started);
       req.resume();
       return;
     }
-    const { upstream, path } = admitted;
-    // A body-less idempotent request can be sent again if a pooled connection turns out dead.
-    const bodyless =
-      RETRYABLE.has(req.method ?? "") && req.headers["transfer-encoding"] === undefined && (req.headers["content-length"] ?? "0") === "0";
+    const { upstream, path, framing } = admitted;
+    // No body: nothing of the app's follows the headers upstream. A body-less idempotent request
+    // can be sent again if a pooled connection turns out dead.
+    const bodyless = framing.kind === "none";
+    const retryable = bodyless && RETRYABLE.has(req.method ?? "");
     if (bodyless) req.resume();
 
     const send = (attempt: number) => {
-      const up = httpsRequest(this.#options(upstream, req, path, false));
+      let up: ReturnType<typeof httpsRequest>;
+      try {
+        up = httpsRequest(this.#options(upstream, req, path, framing, false));
+      } catch (error) {
+        // A header Node's parser took but its client will not send (ERR_INVALID_CHAR…).
+        sendStatus(res, { code: 400, reason: "BadRequest", message: `the request is not accepted: ${(error as Error).message}` });
+        this.#record(400, started);
+        req.resume();
+        return;
+      }
       this.#connectTimeout(up);
       let answered = false;
       up.on("response", (upRes) => {
@@ -248,7 +273,7 @@ export class ImportProxy {
           res.destroy();
           return;
         }
-        if (bodyless && attempt === 0 && up.reusedSocket && (error.code === "ECONNRESET" || error.code === "EPIPE")) {
+        if (retryable && attempt === 0 && up.reusedSocket && (error.code === "ECONNRESET" || error.code === "EPIPE")) {
           send(1);
           return;
         }
@@ -272,13 +297,20 @@ export class ImportProxy {
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const started = performance.now();
     socket.on("error", () => socket.destroy());
-    const admitted = this.#admit(req);
+    const admitted = this.#admit(req, true);
     if ("refuse" in admitted) {
-      socket.end(rawStatusResponse(admitted.refuse, STATUS_TEXT[admitted.refuse.code] ?? "Error"));
+      socket.end(rawStatusResponse(admitted.refuse));
       this.#record(admitted.refuse.code, started);
       return;
     }
-    const up = httpsRequest(this.#options(admitted.upstream, req, admitted.path, true));
+    let up: ReturnType<typeof httpsRequest>;
+    try {
+      up = httpsRequest(this.#options(admitted.upstream, req, admitted.path, admitted.framing, true));
+    } catch (error) {
+      socket.end(rawStatusResponse({ code: 400, reason: "BadRequest", message: `the request is not accepted: ${(error as Error).message}` }));
+      this.#record(400, started);
+      return;
+    }
     this.#connectTimeout(up);
     up.on("upgrade", (upRes, upSocket, upHead) => {
       this.#remoteAnswered();
@@ -328,7 +360,7 @@ export class ImportProxy {
       // The app went away first: our own abort, not an outage of the remote.
       if (socket.destroyed) return;
       const reply = this.#remoteFailed(error);
-      if (socket.writable) socket.end(rawStatusResponse(reply, STATUS_TEXT[reply.code] ?? "Error"));
+      if (socket.writable) socket.end(rawStatusResponse(reply));
       this.#record(reply.code, started);
     });
     socket.once("close", () => up.destroy());

@@ -41,7 +41,7 @@ export class Sidecar {
     this.#now = now;
     this.#imports = options.imports.map((i) => ({
       name: i.name,
-      proxy: new ImportProxy({ name: i.name, port: i.port, address: options.proxyAddress, metrics: this.metrics, logger, now }),
+      proxy: new ImportProxy({ name: i.name, port: i.port, address: options.proxyAddress, allow: options.proxyAllow, metrics: this.metrics, logger, now }),
       watcher: undefined,
       contents: undefined,
       expiry: undefined,

@@ -24,7 +24,9 @@ import {
   POD_CREDENTIALS_ROOT,
   POD_MERGED_KUBECONFIG,
   PROXY_ONLY_ANNOTATION,
+  PROXY_ALLOW_ANNOTATION,
   PROXY_URL_ENV,
+  parseProxyAllow,
   SIDECAR_CONTAINER_NAME,
   SIDECAR_HEALTH_PORT,
   SIDECAR_PROXY_PORT_BASE,
@@ -161,6 +163,8 @@ function notReadyWhy(sai: ServiceAccountImport): string {
 interface Plan {
   imports: { name: string; port: number; secretName: string; volume: string }[];
   healthPort: number;
+  /** `--proxy-allow`, from the pod's proxy-allow annotation: empty unless the pod opts in. */
+  proxyAllow: string[];
   /** Env vars app containers get, in order: name → value. */
   env: Map<string, string>;
   /** False in proxy-only pods: app containers get no token file. */
@@ -229,7 +233,9 @@ export function mutatePod(input: MutateInput): MutateResult {
   }
   const only = proxyOnly(pod);
   if (typeof only !== "boolean") return only;
-  const plan: Plan = { imports, healthPort, env: injectedEnv(imports), appToken: !only };
+  const proxyAllow = parseProxyAllow(pod.metadata?.annotations?.[PROXY_ALLOW_ANNOTATION] ?? "");
+  if ("error" in proxyAllow) return deny(`annotation ${PROXY_ALLOW_ANNOTATION}: ${proxyAllow.error}`);
+  const plan: Plan = { imports, healthPort, proxyAllow, env: injectedEnv(imports), appToken: !only };
 
   const stripped = strip(structuredClone(pod), plan, options.nativeSidecar);
   const conflict = findConflict(stripped, plan, options.nativeSidecar);
@@ -390,6 +396,7 @@ function sidecarContainer(plan: Plan, options: MutateOptions): V1Container {
       `--health-port=${plan.healthPort}`,
       ...plan.imports.map(formatImportArg),
       ...(plan.appToken ? [] : ["--no-app-token"]),
+      ...(plan.proxyAllow.length > 0 ? [`--proxy-allow=${plan.proxyAllow.join(",")}`] : []),
     ],
     ...(options.nativeSidecar ? { restartPolicy: "Always" } : {}),
     ports: [{ name: HEALTH_PORT_NAME, containerPort: plan.healthPort, protocol: "TCP" }],

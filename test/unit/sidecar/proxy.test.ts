@@ -4,6 +4,7 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { ProxyStream } from "../../../common/api.ts";
 import { createCA, issue } from "../../../common/pki.ts";
 import { createLogger } from "../../../common/log.ts";
 import { freePort } from "../../../harness/processes.ts";
@@ -64,9 +65,9 @@ afterAll(async () => {
   await new Promise((r) => remote.close(r));
 });
 
-async function startProxy(token = fakeToken(inOneHour()), options: { server?: string; ca?: string; now?: () => number } = {}) {
+async function startProxy(token = fakeToken(inOneHour()), options: { server?: string; ca?: string; now?: () => number; allow?: ProxyStream[] } = {}) {
   const metrics = new SidecarMetrics();
-  const proxy = new ImportProxy({ name: "a", port: 0, address: "127.0.0.1", metrics, logger, now: options.now, connectTimeoutMs: 2_000 });
+  const proxy = new ImportProxy({ name: "a", port: 0, address: "127.0.0.1", metrics, logger, now: options.now, connectTimeoutMs: 2_000, allow: options.allow });
   proxies.push(proxy);
   if (token !== "") {
     const exp = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()).exp as number;
@@ -194,8 +195,18 @@ describe("import proxy", () => {
     expect(firstLine).toBe('{"type":"ADDED"}\n');
   });
 
+  it("refuses exec, attach and port-forward unless allowed, upgraded or not", async () => {
+    const { proxy, metrics } = await startProxy(undefined, { allow: ["attach"] });
+    const exec = await call(proxy.port, "/api/v1/namespaces/default/pods/p/exec?command=sh", { method: "POST" });
+    expect(exec.status).toBe(403);
+    expect(JSON.parse(exec.body).message).toBe("exec through the mcsa proxy is off: allow it with the pod annotation multicluster.admiralty.io/proxy-allow: exec (sidecar flag --proxy-allow)");
+    expect((await call(proxy.port, "/api/v1/namespaces/default/pods/p/portforward", { method: "POST" })).status).toBe(403);
+    expect((await call(proxy.port, "/api/v1/namespaces/default/pods/p/attach", { method: "POST" })).status).toBe(200);
+    expect(metrics.requests.value({ import: "a", code: "403" })).toBe(2);
+  });
+
   it("tunnels upgrades with the bearer token, and relays a refused upgrade", async () => {
-    const { proxy } = await startProxy();
+    const { proxy } = await startProxy(undefined, { allow: ["exec"] });
     const socket = connect(proxy.port, "127.0.0.1");
     await once(socket, "connect");
     socket.write(
