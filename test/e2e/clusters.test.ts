@@ -92,7 +92,7 @@ describe("local clusters", () => {
       const upped = await runNode("harness/cli.ts", ["up", "--no-node", "--count", "1", "--dir", dir], { timeoutMs: 120_000 });
       expect(upped.stderr).toBe("");
       expect(upped.code).toBe(0);
-      expect(upped.stdout).toMatch(/^started 1 clusters in [\d.]+s:\n  cluster1  https:\/\/127\.0\.0\.1:\d+\n/);
+      expect(upped.stdout).toMatch(/^started 1 clusters in [\d.]+s:\n {2}cluster1 {2}https:\/\/127\.0\.0\.1:\d+\n/);
       expect(upped.stdout).not.toContain("node");
       const status = await runNode("harness/cli.ts", ["status", "--dir", dir]);
       expect(status).toMatchObject({ code: 0 });
