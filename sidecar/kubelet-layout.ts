@@ -11,7 +11,7 @@
 // remove the previous timestamped dir.
 
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, readlink, readdir, rename, rm, symlink, unlink, writeFile, chmod } from "node:fs/promises";
+import { chmod, lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export const DATA_DIR = "..data";
@@ -58,6 +58,44 @@ function samePayload(a: Record<string, string> | undefined, b: Record<string, st
   return keys.every((k) => a[k] !== undefined && Buffer.from(a[k]).equals(Buffer.from(b[k] as string | Uint8Array)));
 }
 
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== "ENOENT") throw error;
+}
+
+/**
+ * The user-visible `key -> ..data/key` link. A plain file of that name (left by a writer that
+ * wrote files in place) is replaced by the link atomically, by renaming a new link over it.
+ */
+async function ensureSymlink(dir: string, key: string): Promise<void> {
+  const target = join(DATA_DIR, key);
+  const path = join(dir, key);
+  const info = await lstat(path).catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? undefined : Promise.reject(error)));
+  if (info?.isSymbolicLink() && (await readlink(path)) === target) return;
+  if (info === undefined) {
+    await symlink(target, path);
+    return;
+  }
+  const tmp = join(dir, `.${key}.${randomBytes(6).toString("hex")}.tmp`);
+  await symlink(target, tmp);
+  await rename(tmp, path);
+}
+
+/**
+ * Removes what an interrupted write left: `..data_tmp`, and timestamped dirs other than the one
+ * `..data` points at. Run before the first write of a process.
+ */
+export async function removeStaleVersions(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return;
+  }
+  const current = await currentDataDir(dir);
+  const stale = entries.filter((e) => e.startsWith("..") && e !== DATA_DIR && e !== current);
+  await Promise.all(stale.map((e) => rm(join(dir, e), { recursive: true, force: true })));
+}
+
 /**
  * Projects payload (flat keys only, as in a Secret without `items` paths) into dir the way the
  * kubelet does. Returns false, touching nothing, if the payload is what the volume holds already.
@@ -87,16 +125,10 @@ export async function atomicWrite(dir: string, payload: Record<string, string | 
   await step("data-tmp-symlink");
   await rename(join(dir, DATA_DIR_TMP), join(dir, DATA_DIR));
   await step("rename");
-  for (const key of Object.keys(payload)) {
-    try {
-      await symlink(join(DATA_DIR, key), join(dir, key));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-  }
+  for (const key of Object.keys(payload)) await ensureSymlink(dir, key);
   await step("user-visible");
   for (const key of Object.keys(old ?? {})) {
-    if (!(key in payload)) await unlink(join(dir, key));
+    if (!(key in payload)) await unlink(join(dir, key)).catch(ignoreMissing);
   }
   await step("remove-old-paths");
   if (oldTsDir !== undefined) await rm(join(dir, oldTsDir), { recursive: true, force: true });

@@ -1,6 +1,8 @@
 // The files app containers read: per import `serviceaccountimports/<import>/{token,ca.crt,
 // namespace,server,config}` (the original's paths) and one merged `kubeconfig`. What to write is
-// pure (planImportFiles, planMergedKubeconfig); writing is atomic and skips unchanged files.
+// pure (planImportFiles, planMergedKubeconfig). Each import's files are one versioned set switched
+// atomically, as the kubelet does with `..data` (kubelet-layout.ts): `token -> ..data/token`. The
+// merged kubeconfig, which only names the proxies, is one file replaced atomically.
 //
 // Both kubeconfigs point at the import's local proxy and hold no credential (common/kubeconfig.ts
 // says why): every client, whatever it does with token files, follows rotation through them.
@@ -17,7 +19,7 @@
 
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, readdir, rename, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { ImportSecretContents } from "../common/import-secret.ts";
 import { proxyKubeconfig, renderKubeconfig } from "../common/kubeconfig.ts";
 
@@ -53,6 +55,15 @@ export function planImportFiles(outputDir: string, name: string, c: ImportSecret
     ...(out.appToken ? [{ path: join(dir, TOKEN_FILE), content: c.token }] : []),
     { path: join(dir, "config"), content: renderKubeconfig(config) },
   ];
+}
+
+/**
+ * One import's files as the payload of a versioned set (kubelet-layout.ts): keys are the file
+ * names. The set is switched as a whole, so a reader never sees the token of one credential beside
+ * the server or CA of another.
+ */
+export function importPayload(files: PlannedFile[]): Record<string, string> {
+  return Object.fromEntries(files.map((f) => [basename(f.path), f.content]));
 }
 
 /**

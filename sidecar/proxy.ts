@@ -71,6 +71,9 @@ export class ImportProxy {
   readonly #policy: RequestPolicy;
   /** Responses not yet finished per app connection: a parse error may be answered only when there are none. */
   readonly #inFlight = new WeakMap<object, number>();
+  /** Every response not yet finished, so that close() can wait for them. */
+  readonly #active = new Set<ServerResponse>();
+  #draining = false;
   #upstream: Upstream | undefined;
   #remoteDown = false;
 
@@ -119,12 +122,32 @@ export class ImportProxy {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops accepting, lets the requests under way finish for up to drainMs (a watch ends with the
+   * drain), then cuts what is left. Requests that arrive meanwhile on open connections get 503.
+   * Returns how many requests were still running when the drain ended.
+   */
+  async close(drainMs = 0): Promise<number> {
+    this.#draining = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    // Each connection closes once its answer is sent, so no client sends one more request to us.
+    for (const res of this.#active) if (!res.headersSent) res.shouldKeepAlive = false;
+    if (this.#active.size > 0 && drainMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = new Promise<void>((resolve) => {
+        const check = () => (this.#active.size === 0 ? resolve() : undefined);
+        for (const res of this.#active) res.once("close", check);
+      });
+      await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMs)))]);
+      clearTimeout(timer);
+    }
+    const cut = this.#active.size;
     this.#server.closeAllConnections();
     for (const t of this.#tunnels) t.destroy();
     this.#upstream?.agent.destroy();
     await closed;
+    return cut;
   }
 
   /** Why a request cannot go through now, or the upstream to send it to, the path and the body's framing. */
@@ -230,6 +253,16 @@ export class ImportProxy {
     const connection = req.socket;
     this.#inFlight.set(connection, (this.#inFlight.get(connection) ?? 0) + 1);
     res.once("close", () => this.#inFlight.set(connection, (this.#inFlight.get(connection) ?? 1) - 1));
+    if (this.#draining) {
+      // The connection was open before the drain began; its next request is not one to start now.
+      res.shouldKeepAlive = false;
+      sendStatus(res, { code: 503, reason: "ServiceUnavailable", message: `the sidecar is stopping: import ${this.name}'s proxy takes no new requests` });
+      this.#record(503, started);
+      req.resume();
+      return;
+    }
+    this.#active.add(res);
+    res.once("close", () => this.#active.delete(res));
     const admitted = this.#admit(req, false);
     if ("refuse" in admitted) {
       sendStatus(res, admitted.refuse);

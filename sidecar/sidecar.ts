@@ -7,7 +7,8 @@ import type { Logger } from "../common/log.ts";
 import { createHealthServer, readiness, type ReadinessReport } from "./health.ts";
 import { SidecarMetrics } from "./metrics.ts";
 import type { SidecarOptions } from "./options.ts";
-import { FileWriter, IMPORTS_SUBDIR, planImportFiles, planMergedKubeconfig, removeStaleTemps, importDir, unwantedFiles, type ImportOutput } from "./output.ts";
+import { atomicWrite, removeStaleVersions } from "./kubelet-layout.ts";
+import { FILE_MODE, FileWriter, IMPORTS_SUBDIR, importDir, importPayload, planImportFiles, planMergedKubeconfig, removeStaleTemps, unwantedFiles, type ImportOutput } from "./output.ts";
 import { proxyUrl } from "../common/kubeconfig.ts";
 import { ImportProxy } from "./proxy.ts";
 import { watchSecretDir, type ReadCause, type SecretWatcher } from "./secret-watch.ts";
@@ -23,6 +24,9 @@ interface ImportState {
   lastError: string | undefined;
   expiredLogged: boolean;
 }
+
+/** How long stop() lets requests under way finish (kubelet's default grace period is 30 s). */
+export const DRAIN_MS = 10_000;
 
 export class Sidecar {
   readonly metrics = new SidecarMetrics();
@@ -80,7 +84,10 @@ export class Sidecar {
     const o = this.#options;
     await removeStaleTemps(o.outputDir);
     await removeStaleTemps(join(o.outputDir, IMPORTS_SUBDIR));
-    for (const i of this.#imports) await removeStaleTemps(importDir(o.outputDir, i.name));
+    for (const i of this.#imports) {
+      await removeStaleTemps(importDir(o.outputDir, i.name));
+      await removeStaleVersions(importDir(o.outputDir, i.name));
+    }
     // Listen first: a port taken is a configuration error to report before anything else.
     for (const i of this.#imports) {
       await i.proxy.listen().catch((error: Error) => {
@@ -120,10 +127,17 @@ export class Sidecar {
     });
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops accepting, lets requests under way finish for up to drainMs (bounded: a watch would
+   * never end by itself), then closes everything. In a pod, SIGTERM reaches a native sidecar after
+   * the app containers have exited, so there is rarely anything left to drain.
+   */
+  async stop(drainMs = DRAIN_MS): Promise<void> {
     clearInterval(this.#expiryTimer);
     await Promise.all(this.#imports.map((i) => i.watcher?.close()));
-    await Promise.all(this.#imports.map((i) => i.proxy.close()));
+    const cut = await Promise.all(this.#imports.map((i) => i.proxy.close(drainMs)));
+    const unfinished = cut.reduce((a, b) => a + b, 0);
+    if (unfinished > 0) this.#log.warn("requests still running after the drain were cut", { requests: unfinished, drainMs });
     const health = this.#health;
     if (health) {
       await new Promise<void>((resolve) => {
@@ -139,11 +153,12 @@ export class Sidecar {
     i.proxy.setCredentials({ token: contents.token, expiry, server: contents.server, caPem: contents.caPem });
     i.contents = contents;
     i.expiry = expiry;
-    // Readiness holds while the new files are written: each file is swapped whole, so apps read
-    // the old (still valid) credentials or the new ones, never a torn file.
+    // Readiness holds while the new files are written: the set is switched whole, so apps read
+    // the old (still valid) credentials or the new ones, never a mix of the two.
     const output = this.#output(i);
     for (const path of unwantedFiles(this.#options.outputDir, i.name, output)) await this.#writer.remove(path);
-    const written = await this.#writer.writeAll(planImportFiles(this.#options.outputDir, i.name, contents, output));
+    const payload = importPayload(planImportFiles(this.#options.outputDir, i.name, contents, output));
+    const written = await atomicWrite(importDir(this.#options.outputDir, i.name), payload, { mode: FILE_MODE });
     await this.#writeMerged();
     i.filesWritten = true;
     i.lastError = undefined;
