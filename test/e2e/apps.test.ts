@@ -296,9 +296,12 @@ describe("apps in any language, through what the pod is given", () => {
     const pod = await podWithSidecar("proxy-only", { [PROXY_ONLY_ANNOTATION]: "true" });
     const stored = await core1.readNamespacedPod({ name: "proxy-only", namespace });
     expect(stored.spec?.initContainers?.[0]?.args).toContain("--no-app-token");
-    expect(readdirSync(join(pod.importsDir, IMPORT)).sort()).toEqual(["ca.crt", "config", "namespace", "server"]);
+    // The visible files (links into the current ..data version, as in a Secret volume), and that version's own.
+    const visible = readdirSync(join(pod.importsDir, IMPORT)).filter((f) => !f.startsWith(".."));
+    expect(visible.sort()).toEqual(["ca.crt", "config", "namespace", "server"]);
+    expect(readdirSync(join(pod.importsDir, IMPORT, "..data")).sort()).toEqual(["ca.crt", "config", "namespace", "server"]);
     const token = await secretToken();
-    for (const file of [pod.kubeconfig, ...readdirSync(join(pod.importsDir, IMPORT)).map((f) => join(pod.importsDir, IMPORT, f))]) {
+    for (const file of [pod.kubeconfig, ...visible.map((f) => join(pod.importsDir, IMPORT, f))]) {
       expect(readFileSync(file, "utf8"), file).not.toContain(token);
     }
     const env = { KUBECONFIG: pod.kubeconfig, MCSA_IMPORTS_DIR: pod.importsDir };
