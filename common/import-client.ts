@@ -30,10 +30,10 @@ export class ImportClient {
   }
 
   /** The imports of one namespace, or of every namespace, optionally only those a label selector picks. */
-  async list(namespace?: string, labelSelector?: string): Promise<ServiceAccountImport[]> {
+  async list(namespace?: string, labelSelector?: string, limit?: number): Promise<ServiceAccountImport[]> {
     const list = (namespace === undefined
-      ? await this.api.listClusterCustomObject({ ...RESOURCE, labelSelector })
-      : await this.api.listNamespacedCustomObject({ ...RESOURCE, namespace, labelSelector })) as { items?: ServiceAccountImport[] };
+      ? await this.api.listClusterCustomObject({ ...RESOURCE, labelSelector, limit })
+      : await this.api.listNamespacedCustomObject({ ...RESOURCE, namespace, labelSelector, limit })) as { items?: ServiceAccountImport[] };
     return list.items ?? [];
   }
 

@@ -1,6 +1,6 @@
 // One bounded wait for every test: polls until check gives a value (not undefined or false), and
 // fails after timeoutMs saying what it waited for and the last error seen.
-import { setTimeout as delay } from "node:timers/promises";
+import { poll } from "../common/poll.ts";
 
 export async function waitFor<T>(
   what: string,
@@ -8,18 +8,8 @@ export async function waitFor<T>(
   timeoutMs = 5_000,
   intervalMs = 20,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
-    }
-    await delay(intervalMs);
-  }
+  const result = await poll(check, { timeoutMs, intervalMs, retryErrors: true });
+  if (result.done) return result.value;
+  const last = result.lastError ? ` (last error: ${(result.lastError as Error).message})` : "";
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last}`);
 }

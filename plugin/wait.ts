@@ -1,6 +1,7 @@
 // Waiting for an import's controller to act, with progress on a terminal and a bounded time.
 import { type ServiceAccountImport, isReady, readyCondition } from "../common/api.ts";
 import { formatDuration } from "../common/duration.ts";
+import { poll } from "../common/poll.ts";
 import { UserError } from "../common/errors.ts";
 import { type CommandEnv, println } from "./env.ts";
 import type { Session } from "./session.ts";
@@ -14,28 +15,27 @@ export async function waitFor(
   done: (sai: ServiceAccountImport) => boolean,
   what: string,
 ): Promise<ServiceAccountImport> {
-  const deadline = env.now().getTime() + timeoutSeconds * 1000;
   const tty = Boolean(env.err.isTTY);
   let last = "";
-  for (;;) {
-    const sai = await session.getImport(name, namespace);
-    if (done(sai)) {
-      if (tty && last) env.err.write("\n");
-      return sai;
-    }
-    const ready = readyCondition(sai);
-    const state = ready ? `${ready.reason}: ${ready.message}` : "waiting for the controller";
-    if (tty && state !== last) env.err.write(`\r\x1b[K${name}: ${state}`);
-    last = state;
-    if (env.now().getTime() > deadline) {
-      if (tty) env.err.write("\n");
-      throw new UserError(
-        `serviceaccountimport "${name}" not ${what} after ${formatDuration(timeoutSeconds)}: ${state}` +
-          (ready ? "" : " (is the controller running? kubectl mcsa install sets it up)"),
-      );
-    }
-    await env.sleep(250);
-  }
+  let ready: ReturnType<typeof readyCondition>;
+  const result = await poll(
+    async () => {
+      const sai = await session.getImport(name, namespace);
+      if (done(sai)) return sai;
+      ready = readyCondition(sai);
+      const state = ready ? `${ready.reason}: ${ready.message}` : "waiting for the controller";
+      if (tty && state !== last) env.err.write(`\r\x1b[K${name}: ${state}`);
+      last = state;
+      return false;
+    },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: 250, now: () => env.now().getTime(), sleep: (ms) => env.sleep(ms) },
+  );
+  if (tty && last) env.err.write("\n");
+  if (result.done) return result.value;
+  throw new UserError(
+    `serviceaccountimport "${name}" not ${what} after ${formatDuration(timeoutSeconds)}: ${last}` +
+      (ready ? "" : " (is the controller running? kubectl mcsa install sets it up)"),
+  );
 }
 
 export async function waitForReady(env: CommandEnv, session: Session, name: string, namespace: string, timeoutSeconds: number, out = env.out): Promise<ServiceAccountImport> {

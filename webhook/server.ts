@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { withTimeout } from "../common/deadline.ts";
 import type { Logger } from "../common/log.ts";
 import { admissionResponse, decide, parseAdmissionReview, type AdmissionRequest, type Decision, type Lookup } from "./admission.ts";
 import type { MutateOptions } from "./mutate.ts";
@@ -95,17 +96,6 @@ function podName(request: AdmissionRequest): string | undefined {
   if (typeof meta?.name === "string" && meta.name !== "") return meta.name;
   if (typeof meta?.generateName === "string" && meta.generateName !== "") return `${meta.generateName}*`;
   return undefined;
-}
-
-function withDeadline(work: Promise<Decision>, ms: number): Promise<Decision> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<Decision>((resolve) => {
-    timer = setTimeout(
-      () => resolve({ kind: "error", code: 504, message: `webhook timed out after ${Math.round(ms)}ms reading service account imports` }),
-      ms,
-    );
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 export class WebhookServer {
@@ -218,12 +208,13 @@ export class WebhookServer {
     const apiTimeout = parseGoDuration(url.searchParams.get("timeout"));
     // Answer before the API server gives up, so that the user sees our reason, not a timeout.
     const deadline = apiTimeout === undefined ? DEFAULT_DEADLINE_MS : Math.max(apiTimeout - 500, apiTimeout * 0.8);
-    const decision = await withDeadline(
+    const decision = await withTimeout(
       decide(request, this.options.lookup, this.options.mutate).catch(
         (error: unknown): Decision => ({ kind: "error", code: 500, message: `internal error: ${error instanceof Error ? error.message : String(error)}` }),
       ),
+      "reading service account imports",
       deadline,
-    );
+    ).catch((): Decision => ({ kind: "error", code: 504, message: `webhook timed out after ${Math.round(deadline)}ms reading service account imports` }));
     let review;
     try {
       review = admissionResponse(request, decision);

@@ -4,10 +4,10 @@
 // run elsewhere (out of cluster: tests, demos, debugging) and no Deployment or Service is created.
 // kubectl mcsa uninstall removes it all.
 import { readFileSync } from "node:fs";
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
+import { ApiextensionsV1Api, CoreV1Api, type KubeConfig, type KubernetesObject, KubernetesObjectApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
 import { examplesText } from "../help.ts";
-import { CRD_NAME, FINALIZER, GROUP, PLURAL, SYSTEM_NAMESPACE, VERSION } from "../../common/api.ts";
+import { CRD_NAME, FINALIZER, SYSTEM_NAMESPACE } from "../../common/api.ts";
 import { UserError, isNotFound } from "../../common/kube.ts";
 import {
   CONTROLLER_SERVICE_ACCOUNT,
@@ -27,6 +27,9 @@ import {
   webhookService,
 } from "../../common/manifests.ts";
 import { type TlsPlan, planWebhookTls, splitPem, tlsFromSecretData } from "../../common/serving-cert.ts";
+import { serverVersion, versionAtLeast } from "../../common/version.ts";
+import { ImportClient } from "../../common/import-client.ts";
+import { poll } from "../../common/poll.ts";
 import { applyAll, remove } from "../apply.ts";
 import { type CommandEnv, println } from "../env.ts";
 import { dryRunFlag, durationFlag, manifestFormat } from "../flags.ts";
@@ -160,10 +163,9 @@ function outOfCluster(args: Args): { url: string; caBundle: string } | undefined
 }
 
 /** matchConditions are on by default from Kubernetes 1.28 (GA in 1.30). */
+/** matchConditions in webhook configurations are GA (served by default) since 1.28. */
 async function supportsMatchConditions(kc: KubeConfig): Promise<boolean> {
-  const info = await kc.makeApiClient(VersionApi).getCode();
-  const m = /^v?(\d+)\.(\d+)/.exec(info.gitVersion);
-  return m !== null && (Number(m[1]) > 1 || Number(m[2]) >= 28);
+  return versionAtLeast(await serverVersion(kc), 1, 28);
 }
 
 async function existingTls(session: Session): Promise<WebhookTls | undefined> {
@@ -235,39 +237,46 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
  */
 async function waitEstablished(kc: KubeConfig, timeoutMs: number): Promise<void> {
   const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
-    if (crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) {
-      const serving = await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: 1 }).then(
+  const imports = new ImportClient(kc);
+  const serving = await poll(
+    async () => {
+      const crd = await ext.readCustomResourceDefinition({ name: CRD_NAME });
+      if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
+      return imports.list(undefined, undefined, 1).then(
         () => true,
         () => false,
       );
-      if (serving) return;
-    }
-    if (Date.now() > deadline) throw new UserError(`the ServiceAccountImport API does not serve ${timeoutMs / 1000}s after install`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+  if (!serving.done) throw new UserError(`the ServiceAccountImport API does not serve ${timeoutMs / 1000}s after install`);
 }
 
 /** After an uninstall, the namespace and CRD take a moment to go: installing into them fails until then. */
 async function waitTerminated(session: Session, env: CommandEnv, timeoutMs = 60_000): Promise<void> {
   const core = session.kc.makeApiClient(CoreV1Api);
   const ext = session.kc.makeApiClient(ApiextensionsV1Api);
-  const deadline = Date.now() + timeoutMs;
+  let terminating: string[] = [];
   let said = false;
-  for (;;) {
-    const terminating = [
-      await core.readNamespace({ name: SYSTEM_NAMESPACE }).then((o) => (o.metadata?.deletionTimestamp ? `namespace ${SYSTEM_NAMESPACE}` : undefined), () => undefined),
-      await ext.readCustomResourceDefinition({ name: CRD_NAME }).then((o) => (o.metadata?.deletionTimestamp ? `CRD ${CRD_NAME}` : undefined), () => undefined),
-    ].filter(Boolean);
-    if (terminating.length === 0) return;
-    if (Date.now() > deadline) throw new UserError(`${terminating.join(" and ")} still being deleted after ${timeoutMs / 1000}s: wait for the previous uninstall to finish`);
-    if (!said) println(env.err, `waiting for ${terminating.join(" and ")} to finish being deleted (a previous uninstall)`);
-    said = true;
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const gone = await poll(
+    async () => {
+      terminating = [
+        await core.readNamespace({ name: SYSTEM_NAMESPACE }).then((o) => (o.metadata?.deletionTimestamp ? `namespace ${SYSTEM_NAMESPACE}` : undefined), () => undefined),
+        await ext.readCustomResourceDefinition({ name: CRD_NAME }).then((o) => (o.metadata?.deletionTimestamp ? `CRD ${CRD_NAME}` : undefined), () => undefined),
+      ].filter((t): t is string => t !== undefined);
+      return terminating.length === 0;
+    },
+    {
+      timeoutMs,
+      intervalMs: 500,
+      sleep: (ms) => {
+        if (!said) println(env.err, `waiting for ${terminating.join(" and ")} to finish being deleted (a previous uninstall)`);
+        said = true;
+        return env.sleep(ms);
+      },
+    },
+  );
+  if (!gone.done) throw new UserError(`${terminating.join(" and ")} still being deleted after ${timeoutMs / 1000}s: wait for the previous uninstall to finish`);
 }
 
 interface UninstallArgs extends GlobalArgs {
@@ -276,17 +285,18 @@ interface UninstallArgs extends GlobalArgs {
 
 async function waitGone(kc: KubeConfig, timeoutMs: number): Promise<boolean> {
   const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await ext.readCustomResourceDefinition({ name: CRD_NAME });
-    } catch (error) {
-      if (isNotFound(error)) return true;
-      throw error;
-    }
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const gone = await poll(
+    () =>
+      ext.readCustomResourceDefinition({ name: CRD_NAME }).then(
+        () => false,
+        (error: unknown) => {
+          if (isNotFound(error)) return true;
+          throw error;
+        },
+      ),
+    { timeoutMs, intervalMs: 500 },
+  );
+  return gone.done;
 }
 
 export const uninstall = {

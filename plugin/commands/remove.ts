@@ -3,6 +3,7 @@
 // Pods that use the import lose their remote access: remove says which, and needs --force then.
 import type { Argv } from "yargs";
 import { examplesText } from "../help.ts";
+import { poll } from "../../common/poll.ts";
 import { UserError } from "../../common/errors.ts";
 import { type GrantObjects, importGrant } from "../../common/grant.ts";
 import { type CommandEnv, println } from "../env.ts";
@@ -64,16 +65,15 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   // before touching the grant ourselves keeps it able to.
   let gone = !args.wait;
   if (args.wait) {
-    const deadline = env.now().getTime() + timeoutSeconds * 1000;
-    while (!gone && env.now().getTime() <= deadline) {
-      try {
-        await session.getImport(args.name, namespace);
-        await env.sleep(250);
-      } catch (error) {
-        if (!isImportNotFound(error)) throw error;
-        gone = true;
-      }
-    }
+    const absent = () =>
+      session.getImport(args.name, namespace).then(
+        () => false,
+        (error: unknown) => {
+          if (isImportNotFound(error)) return true;
+          throw error;
+        },
+      );
+    gone = (await poll(absent, { timeoutMs: timeoutSeconds * 1000, intervalMs: 250, now: () => env.now().getTime(), sleep: (ms) => env.sleep(ms) })).done;
   }
   if (remote && grant) {
     try {
