@@ -7,7 +7,7 @@ import { SYSTEM_NAMESPACE } from "../common/api.ts";
 import { CONTROLLER_SERVICE_ACCOUNT, controllerRbac, crd, systemNamespace } from "../common/manifests.ts";
 import type { ClustersState } from "./clusters.ts";
 import { adminConfig, cluster } from "./kube.ts";
-import { eventually } from "./run.ts";
+import { Background, eventually } from "./run.ts";
 
 export async function applyAsAdmin(state: ClustersState, context: string, objects: KubernetesObject[]): Promise<void> {
   const api = KubernetesObjectApi.makeApiClient(adminConfig(state, context));
@@ -57,4 +57,22 @@ export async function serviceAccountKubeconfig(
 
 export function controllerKubeconfig(state: ClustersState, context: string): Promise<string> {
   return serviceAccountKubeconfig(state, context, SYSTEM_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT);
+}
+
+/**
+ * The in-cluster process run out of cluster as its service account, with the controller and the
+ * webhook (its CA written to caFile): started, and waited for until both serve.
+ */
+export async function startLocalManager(state: ClustersState, context: string, caFile: string, extraArgs: string[] = []): Promise<{ manager: Background; webhookUrl: string }> {
+  const manager = new Background("manager/main.ts", [
+    "--kubeconfig", await controllerKubeconfig(state, context),
+    "--cluster-check-interval", "2s",
+    "--webhook-listen", "127.0.0.1:0",
+    "--webhook-ca-out", caFile,
+    ...extraArgs,
+  ]); // prettier-ignore
+  await manager.waitFor(/"msg":"webhook listening"/);
+  await manager.waitFor(/import controller started/);
+  const webhookUrl = /"msg":"webhook listening"[^\n]*"url":"([^"]+)"/.exec(manager.text)![1]!;
+  return { manager, webhookUrl };
 }

@@ -17,7 +17,7 @@ import { CoreV1Api, VersionApi } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { IMPORT_ANNOTATION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, PROXY_ONLY_ANNOTATION, SIDECAR_CONTAINER_NAME } from "../../common/api.ts";
 import { tokenClaims } from "../../common/import-secret.ts";
-import { controllerKubeconfig } from "../../harness/install.ts";
+import { startLocalManager } from "../../harness/install.ts";
 import { adminConfig, cluster, createPodReader, statusOf, tokenConfig, uniqueName } from "../../harness/kube.ts";
 import { auditEvents, credentialId as auditCredentialId } from "../../harness/audit.ts";
 import { Background, ROOT, eventually, runNode } from "../../harness/run.ts";
@@ -159,15 +159,8 @@ beforeAll(async () => {
   const install = await mcsa("install", "--context", "cluster1");
   expect(install.code, install.stderr).toBe(0);
   const caFile = join(tmp, "webhook-ca.pem");
-  manager = new Background("manager/main.ts", [
-    "--kubeconfig", await controllerKubeconfig(state, "cluster1"),
-    "--cluster-check-interval", "2s",
-    "--webhook-listen", "127.0.0.1:0",
-    "--webhook-ca-out", caFile,
-  ]);
+  ({ manager } = await startLocalManager(state, "cluster1", caFile));
   background.push(manager);
-  await manager.waitFor(/"msg":"webhook listening"/);
-  await manager.waitFor(/import controller started/);
   const url = /"msg":"webhook listening"[^\n]*"url":"([^"]+)"/.exec(manager.text)![1]!;
   const local = await mcsa("install", "--context", "cluster1", "--webhook-url", url, "--webhook-ca-file", caFile);
   expect(local.code, local.stderr).toBe(0);

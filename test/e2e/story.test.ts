@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { IMPORT_ANNOTATION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SIDECAR_CONTAINER_NAME } from "../../common/api.ts";
-import { controllerKubeconfig } from "../../harness/install.ts";
+import { startLocalManager } from "../../harness/install.ts";
 import { adminConfig, createPodReader, kubectl, uniqueName } from "../../harness/kube.ts";
 import { Background, eventually, runNode } from "../../harness/run.ts";
 
@@ -47,15 +47,9 @@ beforeAll(async () => {
   const install = await mcsa("install", "--context", "cluster1");
   expect(install.code, install.stderr).toBe(0);
   const caFile = join(tmp, "webhook-ca.pem");
-  manager = new Background("manager/main.ts", [
-    "--kubeconfig", await controllerKubeconfig(state, "cluster1"),
-    "--cluster-check-interval", "2s",
-    "--webhook-listen", "127.0.0.1:0",
-    "--webhook-ca-out", caFile,
-  ]);
-  await manager.waitFor(/"msg":"webhook listening"/);
-  await manager.waitFor(/import controller started/);
-  const url = /"msg":"webhook listening"[^\n]*"url":"([^"]+)"/.exec(manager.text)![1]!;
+  const started = await startLocalManager(state, "cluster1", caFile);
+  manager = started.manager;
+  const url = started.webhookUrl;
   const local = await mcsa("install", "--context", "cluster1", "--webhook-url", url, "--webhook-ca-file", caFile);
   expect(local.code, local.stderr).toBe(0);
 
