@@ -11,7 +11,7 @@ import { type ImportCache, ImportClient } from "../common/import-client.ts";
 import { buildImportSecretData, importSecretName, importSecretSkeleton } from "../common/import-secret.ts";
 import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
-import { type MintRequest, RemoteFailure, mintToken, revokeGrant } from "../common/remote.ts";
+import { type MintRequest, RemoteFailure, checkToken, mintToken, revokeGrant } from "../common/remote.ts";
 import { EventRecorder } from "./events.ts";
 import {
   type Action,
@@ -19,6 +19,7 @@ import {
   type MintOutcome,
   type PlanInput,
   type RevokeOutcome,
+  type VerifyOutcome,
   fresher,
   planImport,
   secretView,
@@ -32,6 +33,8 @@ export interface ControllerOptions {
   clusterCheckIntervalMs: number;
   /** How long deletion keeps trying to revoke remotely before giving up (tokens then expire on their own). */
   revokeTimeoutMs: number;
+  /** How often each import's token is used at the remote to prove it still works. */
+  tokenCheckIntervalMs: number;
 }
 
 const keyOf = (sai: ServiceAccountImport) => `${sai.metadata.namespace}/${sai.metadata.name}`;
@@ -110,17 +113,18 @@ export class ImportController {
     const secret = await this.readSecret(sai);
     const input: PlanInput = {
       sai,
-      secret: secretView(secret, sai.metadata.uid),
+      secret: secretView(secret, sai),
       cluster: remote && clusterView(remote),
       now: new Date(),
       random: Math.random(),
       revokeTimeoutMs: this.options.revokeTimeoutMs,
+      verifyIntervalMs: this.options.tokenCheckIntervalMs,
     };
     const local = { secret: input.secret && secret, token: undefined as string | undefined, remote };
     let plan = planImport(input);
     for (;;) {
       for (const action of plan.actions) {
-        if (action.type !== "mint" && action.type !== "revoke") sai = await this.act(key, sai, action, local);
+        if (action.type !== "mint" && action.type !== "revoke" && action.type !== "verify") sai = await this.act(key, sai, action, local);
       }
       // A remote call ends a plan: its outcome decides what comes next, so plan again with it.
       const last = plan.actions.at(-1);
@@ -128,6 +132,10 @@ export class ImportController {
         const { outcome, token } = await this.mint(sai, remote!, last.request);
         local.token = token;
         plan = planImport({ ...input, sai, now: new Date(), mint: outcome });
+        if (outcome.ok) delete input.verify;
+      } else if (last?.type === "verify") {
+        input.verify = await this.verify(remote!, input.secret!.token!, last.username);
+        plan = planImport({ ...input, sai, now: new Date() });
       } else if (last?.type === "revoke") {
         plan = planImport({ ...input, sai, now: new Date(), revoke: await this.revoke(key, sai, remote!, last) });
       } else {
@@ -148,6 +156,15 @@ export class ImportController {
     }
   }
 
+  /** Uses the Secret's token at the remote; another identity's token counts as refused. */
+  private async verify(remote: RemoteCluster, token: string, username: string): Promise<VerifyOutcome> {
+    const check = await checkToken(remote.registration, token);
+    if (check.kind === "failed") return { kind: "failed", reason: check.failure.reason, message: check.failure.message };
+    if (check.kind === "rejected") return check;
+    if (check.username !== username) return { kind: "rejected", message: `it authenticates as ${JSON.stringify(check.username)}, not ${username}` };
+    return { kind: "works" };
+  }
+
   private async revoke(key: string, sai: ServiceAccountImport, remote: RemoteCluster, action: { namespace: string; anchor: string }): Promise<RevokeOutcome> {
     try {
       await revokeGrant(remote.kc, sai.spec.clusterName, action.namespace, action.anchor);
@@ -163,7 +180,7 @@ export class ImportController {
   private async act(
     key: string,
     sai: ServiceAccountImport,
-    action: Exclude<Action, { type: "mint" | "revoke" }>,
+    action: Exclude<Action, { type: "mint" | "revoke" | "verify" }>,
     local: { secret?: V1Secret; token?: string; remote?: RemoteCluster },
   ): Promise<ServiceAccountImport> {
     switch (action.type) {
@@ -241,7 +258,7 @@ export class ImportController {
         if (!isConflict(error)) throw error;
         // Created by an earlier attempt whose status write failed: ours by its name; take it over.
         current = await this.core.readNamespacedSecret({ name, namespace });
-        if (secretView(current, sai.metadata.uid) === undefined) {
+        if (secretView(current, sai) === undefined) {
           throw new Error(`Secret ${namespace}/${name} exists and is not owned by this import`, { cause: error });
         }
       }
