@@ -50,12 +50,13 @@ export class ClusterRegistry {
   async start(): Promise<void> {
     const core = this.kc.makeApiClient(CoreV1Api);
     const informer = new SharedInformer<V1Secret>(
-      makeInformer<V1Secret>(
-        this.kc,
-        `/api/v1/namespaces/${SYSTEM_NAMESPACE}/secrets`,
-        () => core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE, labelSelector: CLUSTER_NAME_LABEL }),
-        CLUSTER_NAME_LABEL,
-      ),
+      (track) =>
+        makeInformer<V1Secret>(
+          this.kc,
+          `/api/v1/namespaces/${SYSTEM_NAMESPACE}/secrets`,
+          track(() => core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE, labelSelector: CLUSTER_NAME_LABEL })),
+          CLUSTER_NAME_LABEL,
+        ),
       "cluster registrations",
       this.log,
     );

@@ -32,7 +32,7 @@ export class ClusterLookup implements Lookup {
     // Labelled namespaces only: the webhook acts nowhere else.
     const selector = `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`;
     this.namespaces = new SharedInformer<V1Namespace>(
-      makeInformer<V1Namespace>(kc, "/api/v1/namespaces", () => this.core.listNamespace({ labelSelector: selector }), selector),
+      (track) => makeInformer<V1Namespace>(kc, "/api/v1/namespaces", track(() => this.core.listNamespace({ labelSelector: selector })), selector),
       "labelled namespaces",
       log,
     );
