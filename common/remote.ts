@@ -5,7 +5,7 @@ import { apiMessage, reuseConnections, statusCode } from "./kube.ts";
 import { IDENTITY_TOKEN_SECONDS, type Importer } from "./grant.ts";
 import type { Registration } from "./registration.ts";
 
-export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError";
+export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError" | "RegistrationMissing";
 
 export class RemoteFailure extends Error {
   readonly reason: FailureReason;

@@ -11,7 +11,7 @@ import { type ImportCache, ImportClient } from "../common/import-client.ts";
 import { buildImportSecretData, importSecretName, importSecretSkeleton } from "../common/import-secret.ts";
 import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
-import { type MintRequest, RemoteFailure, checkToken, mintToken, revokeGrant } from "../common/remote.ts";
+import { type MintRequest, type MintedToken, RemoteFailure, checkToken, mintToken, revokeGrant } from "../common/remote.ts";
 import { EventRecorder } from "./events.ts";
 import {
   type Action,
@@ -48,6 +48,11 @@ export class ImportController {
   /** What our last write of each import returned, until the cache has caught up with it. */
   private readonly written = new Map<string, ServiceAccountImport>();
   private readonly revokeFailingSince = new Map<string, Date>();
+  /**
+   * Tokens minted whose Secret write has not succeeded yet, by import: the next attempt writes the
+   * same token instead of minting another, so a failing write does not leave a trail of live tokens.
+   */
+  private readonly unwritten = new Map<string, { request: string; minted: MintedToken }>();
   private readonly client: ImportClient;
   private readonly core: CoreV1Api;
   private readonly events: EventRecorder;
@@ -88,6 +93,7 @@ export class ImportController {
       this.seen.delete(key);
       this.written.delete(key);
       this.revokeFailingSince.delete(key);
+      this.unwritten.delete(key);
       this.queue.forget(key);
     });
     await this.imports.start();
@@ -129,7 +135,7 @@ export class ImportController {
       // A remote call ends a plan: its outcome decides what comes next, so plan again with it.
       const last = plan.actions.at(-1);
       if (last?.type === "mint") {
-        const { outcome, token } = await this.mint(sai, remote!, last.request);
+        const { outcome, token } = await this.mint(key, sai, remote!, last.request);
         local.token = token;
         plan = planImport({ ...input, sai, now: new Date(), mint: outcome });
         if (outcome.ok) delete input.verify;
@@ -146,9 +152,16 @@ export class ImportController {
     return plan.requeue;
   }
 
-  private async mint(sai: ServiceAccountImport, remote: RemoteCluster, request: MintRequest): Promise<{ outcome: MintOutcome; token?: string }> {
+  private async mint(key: string, sai: ServiceAccountImport, remote: RemoteCluster, request: MintRequest): Promise<{ outcome: MintOutcome; token?: string }> {
+    const asked = JSON.stringify([remote.registration.server, request]);
+    const kept = this.unwritten.get(key);
+    // Reused only while fresh (under a tenth of its life gone), so the schedule it sets stays true.
+    if (kept?.request === asked && Date.now() < kept.minted.issuedAt.getTime() + (kept.minted.expiresAt.getTime() - kept.minted.issuedAt.getTime()) / 10) {
+      return { outcome: { ok: true, issuedAt: kept.minted.issuedAt, expiresAt: kept.minted.expiresAt }, token: kept.minted.token };
+    }
     try {
       const minted = await mintToken(remote.kc, sai.spec.clusterName, request);
+      this.unwritten.set(key, { request: asked, minted });
       return { outcome: { ok: true, issuedAt: minted.issuedAt, expiresAt: minted.expiresAt }, token: minted.token };
     } catch (error) {
       if (!(error instanceof RemoteFailure)) throw error;
@@ -199,6 +212,7 @@ export class ImportController {
           server: remote.registration.server,
         });
         await this.writeSecret(sai, local.secret, data);
+        this.unwritten.delete(key);
         return sai;
       }
       case "deleteSecret":

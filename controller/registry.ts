@@ -8,7 +8,7 @@ import { apiMessage } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { CLUSTER_NAME_LABEL, type Registration, parseRegistration } from "../common/registration.ts";
 import { SharedInformer } from "../common/informer.ts";
-import { type RemoteFailure, checkHealth, mintIdentityToken, remoteConfig } from "../common/remote.ts";
+import { RemoteFailure, checkHealth, mintIdentityToken, remoteConfig } from "../common/remote.ts";
 import { backoffMs, renewalDelayMs } from "../common/schedule.ts";
 import { type Requeue, WAIT, WorkQueue } from "./queue.ts";
 
@@ -18,6 +18,8 @@ export interface RemoteCluster {
   kc: KubeConfig;
   /** Undefined while healthy. */
   failure?: RemoteFailure;
+  /** Its registration Secret was deleted: kept (imports stay Ready while their tokens live) until bootstrap restores it. */
+  lost?: boolean;
 }
 
 export class ClusterRegistry {
@@ -94,13 +96,13 @@ export class ClusterRegistry {
       registration,
       secretName: secret.metadata!.name!,
       kc: remoteConfig(registration),
-      // A new token may fix an Unauthorized; a new address may fix anything: check again.
-      failure: changed || previous?.registration.token !== registration.token ? undefined : previous?.failure,
+      // A new token may fix an Unauthorized; a new address may fix anything; a restored registration too: check again.
+      failure: changed || previous?.lost || previous?.registration.token !== registration.token ? undefined : previous?.failure,
     };
     this.clusters.set(name, cluster);
     this.scheduleRenewal(name, registration.token);
-    if (changed) {
-      this.log.info("cluster registered", { cluster: name, server: registration.server });
+    if (changed || previous?.lost) {
+      this.log.info(previous?.lost ? "cluster registration restored" : "cluster registered", { cluster: name, server: registration.server });
       this.onChange(name);
     } else if (previous?.failure && !cluster.failure) {
       // A new token (bootstrap run again) may have fixed what the imports report.
@@ -108,12 +110,23 @@ export class ClusterRegistry {
     }
   }
 
+  /**
+   * A deleted registration is a cluster failure like any other: its imports keep their tokens (and
+   * stay Ready while those live) with a reason that says how to restore it, instead of all turning
+   * not-Ready at once. Its identity token is not renewed any more; bootstrap brings it back.
+   */
   private remove(secret: V1Secret): void {
     const name = secret.metadata?.labels?.[CLUSTER_NAME_LABEL];
-    if (!name || !this.clusters.has(name)) return;
-    this.clusters.delete(name);
+    const cluster = name === undefined ? undefined : this.clusters.get(name);
+    if (!name || !cluster || cluster.secretName !== secret.metadata?.name) return;
     this.renewals.forget(name);
-    this.log.info("cluster unregistered", { cluster: name });
+    cluster.lost = true;
+    cluster.failure = new RemoteFailure(
+      "RegistrationMissing",
+      `the registration of cluster "${name}" (Secret ${SYSTEM_NAMESPACE}/${cluster.secretName}) was deleted: ` +
+        `restore it with kubectl mcsa bootstrap --from <its context> --to <this cluster's context> --name ${name}`,
+    );
+    this.log.warn("cluster registration deleted; its imports keep their tokens until they expire", { cluster: name });
     this.onChange(name);
   }
 
@@ -145,7 +158,7 @@ export class ClusterRegistry {
   /** Checks every cluster now; reports those whose health changed. */
   private async checkAll(): Promise<void> {
     await Promise.all(
-      [...this.clusters.values()].map(async (cluster) => {
+      [...this.clusters.values()].filter((cluster) => !cluster.lost).map(async (cluster) => {
         const failure = await checkHealth(cluster.kc, cluster.registration.clusterName);
         const name = cluster.registration.clusterName;
         if (this.clusters.get(name) !== cluster) return;

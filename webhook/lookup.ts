@@ -76,6 +76,16 @@ export class ClusterLookup implements Lookup {
       throw new Error(apiMessage(error), { cause: error });
     }
   }
+
+  async secretExists(namespace: string, name: string): Promise<boolean> {
+    try {
+      await withTimeout(this.core.readNamespacedSecret({ name, namespace }), `reading Secret ${namespace}/${name}`, GET_TIMEOUT_MS);
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw new Error(apiMessage(error), { cause: error });
+    }
+  }
 }
 
 /** An in-memory Lookup: for tests and the benchmark, which measure the webhook without an API server. */

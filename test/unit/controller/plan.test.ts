@@ -406,6 +406,27 @@ const rows: Row[] = [
     requeue: BACKOFF,
     ready: { status: "False", reason: "RemoteUnreachable" },
   },
+  {
+    name: "the registration Secret deleted: like any cluster failure, Ready stays True while the token lives, saying how to restore it",
+    input: input({
+      cluster: { ...CLUSTER, failure: { reason: "RegistrationMissing", message: 'the registration of cluster "cluster2" was deleted: restore it with kubectl mcsa bootstrap' } },
+    }),
+    actions: ["log:warn", "event:Warning:RegistrationMissing"],
+    requeue: after(20_000),
+    ready: { status: "True", reason: "RegistrationMissing", message: /restore it with kubectl mcsa bootstrap; the current token stays valid until 2026-01-01T01:00:00Z$/ },
+  },
+  {
+    name: "the registration still missing when the token nears its end: Ready False",
+    input: input({
+      sai: withReason("RegistrationMissing", "True"),
+      now: T("00:59:30"),
+      cluster: { ...CLUSTER, failure: { reason: "RegistrationMissing", message: "deleted" } },
+      mint: { ok: false, reason: "Unauthorized", message: "401" },
+    }),
+    actions: ["log:warn", "event:Warning:Unauthorized"],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "Unauthorized" },
+  },
   // --- deletion
   {
     name: "deletion with a minted token: revoke the grant's anchor remotely first",
