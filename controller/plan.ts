@@ -143,13 +143,13 @@ export function planImport(input: PlanInput): ImportPlan {
       return { actions: [...actions, { type: "mint", request }], requeue: WAIT };
     }
     const next = after(Math.min(due, verifyDelayMs(input)));
+    // Only a token for the API server's own audience can be tried there, and not while the health check finds it down.
+    if (verify === undefined && !sai.spec.audiences?.length && cluster.failure?.reason !== "RemoteUnreachable") {
+      return { actions: [...actions, { type: "verify", username: serviceAccountUser(sai) }], requeue: WAIT };
+    }
     if (cluster.failure) {
       const ready = { ready: usable(expiresAt, now), reason: cluster.failure.reason, message: stillValid(cluster.failure.message, expiresAt, now) };
       return withStatus(input, actions, ready, {}, next);
-    }
-    // Only a token for the API server's own audience can be tried there.
-    if (verify === undefined && !sai.spec.audiences?.length) {
-      return { actions: [...actions, { type: "verify", username: serviceAccountUser(sai) }], requeue: WAIT };
     }
     if (verify?.kind === "failed") {
       const ready = { ready: usable(expiresAt, now), reason: verify.reason, message: stillValid(verify.message, expiresAt, now) };

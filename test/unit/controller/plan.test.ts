@@ -416,6 +416,19 @@ const rows: Row[] = [
     ready: { status: "True", reason: "RegistrationMissing", message: /restore it with kubectl mcsa bootstrap; the current token stays valid until 2026-01-01T01:00:00Z$/ },
   },
   {
+    name: "the registration deleted: the token is still tried at the remote (unbootstrap revokes it), with the server the registration named",
+    input: input({ verify: undefined, cluster: { ...CLUSTER, failure: { reason: "RegistrationMissing", message: "deleted" } } }),
+    actions: ["verify"],
+    requeue: WAIT,
+  },
+  {
+    name: "no check while the health check finds the remote down: the health check's reason stands",
+    input: input({ verify: undefined, cluster: { ...CLUSTER, failure: { reason: "RemoteUnreachable", message: "down" } } }),
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
+    requeue: after(20_000),
+    ready: { status: "True", reason: "RemoteUnreachable" },
+  },
+  {
     name: "the registration still missing when the token nears its end: Ready False",
     input: input({
       sai: withReason("RegistrationMissing", "True"),
