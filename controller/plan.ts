@@ -190,7 +190,7 @@ export function planImport(input: PlanInput): ImportPlan {
       issuedAt: iso(mint.issuedAt),
       rotationRequest: rotation,
     },
-    after(renewalDelayMs(mint.issuedAt, mint.expiresAt, now, input.random)),
+    after(Math.min(renewalDelayMs(mint.issuedAt, mint.expiresAt, now, input.random), verifyDelayMs(input))),
   );
 }
 

@@ -18,9 +18,14 @@ export interface RemoteCluster {
   kc: KubeConfig;
   /** Undefined while healthy. */
   failure?: RemoteFailure;
+  /** When its health was last checked (ms since the epoch). */
+  checkedAt?: number;
   /** Its registration Secret was deleted: kept (imports stay Ready while their tokens live) until bootstrap restores it. */
   lost?: boolean;
 }
+
+/** How often a cluster whose last health check failed is checked again. */
+const UNHEALTHY_RECHECK_MS = 5_000;
 
 export class ClusterRegistry {
   private readonly clusters = new Map<string, RemoteCluster>();
@@ -67,7 +72,9 @@ export class ClusterRegistry {
     informer.on("delete", (s) => this.remove(s));
     this.informer = informer;
     await informer.start();
-    this.healthTimer = setInterval(() => void this.checkAll(), this.healthIntervalMs);
+    // Healthy clusters are checked every interval; an unhealthy one every few seconds, so that an
+    // outage's end is noticed quickly (its imports are only degraded while it lasts).
+    this.healthTimer = setInterval(() => void this.checkAll(), Math.min(UNHEALTHY_RECHECK_MS, this.healthIntervalMs));
     this.healthTimer.unref();
   }
 
@@ -155,10 +162,15 @@ export class ClusterRegistry {
     return WAIT;
   }
 
-  /** Checks every cluster now; reports those whose health changed. */
+  private checkDue(cluster: RemoteCluster): boolean {
+    return healthCheckDue(cluster, Date.now(), this.healthIntervalMs);
+  }
+
+  /** Checks every cluster whose check is due; reports those whose health changed. */
   private async checkAll(): Promise<void> {
     await Promise.all(
-      [...this.clusters.values()].filter((cluster) => !cluster.lost).map(async (cluster) => {
+      [...this.clusters.values()].filter((cluster) => !cluster.lost && this.checkDue(cluster)).map(async (cluster) => {
+        cluster.checkedAt = Date.now();
         const failure = await checkHealth(cluster.kc, cluster.registration.clusterName);
         const name = cluster.registration.clusterName;
         if (this.clusters.get(name) !== cluster) return;
@@ -172,6 +184,14 @@ export class ClusterRegistry {
       }),
     );
   }
+}
+
+/** Exported for tests: whether a cluster's health check is due at `now`. */
+export function healthCheckDue(cluster: Pick<RemoteCluster, "failure" | "checkedAt">, now: number, intervalMs: number): boolean {
+  if (cluster.checkedAt === undefined) return true;
+  const every = cluster.failure ? Math.min(UNHEALTHY_RECHECK_MS, intervalMs) : intervalMs;
+  // A tick's own jitter must not skip a check: due a little early counts.
+  return now - cluster.checkedAt >= every - 1000;
 }
 
 function issuedAtOf(token: string): Date | undefined {

@@ -138,7 +138,7 @@ const rows: Row[] = [
   },
   {
     name: "the first token goes into a Secret named after the import's uid; status names it; a TokenIssued event",
-    input: input({ sai: fresh(), secret: undefined, mint: { ok: true, issuedAt: T("00:30:00"), expiresAt: T("01:30:00") } }),
+    input: input({ sai: fresh(), secret: undefined, verifyIntervalMs: DAY, mint: { ok: true, issuedAt: T("00:30:00"), expiresAt: T("01:30:00") } }),
     actions: ["addFinalizer", "writeSecret", "log:info", "log:info", "event:Normal:TokenIssued"],
     requeue: after(48 * MIN),
     ready: { status: "True", reason: "TokenIssued", message: /^token for cluster2\/default\/pod-lister valid until 2026-01-01T01:30:00Z$/ },
@@ -179,14 +179,14 @@ const rows: Row[] = [
   },
   {
     name: "a renewal of a Ready import records no event; the next renewal comes from the new lifetime",
-    input: input({ now: T("00:49:00"), mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("01:49:00") } }),
+    input: input({ now: T("00:49:00"), verifyIntervalMs: DAY, mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("01:49:00") } }),
     actions: ["writeSecret", "log:info"],
     requeue: after(48 * MIN),
     ready: { status: "True", reason: "TokenIssued", message: /valid until 2026-01-01T01:49:00Z/ },
   },
   {
     name: "a server-shortened lifetime (10 min for 1 h asked): renewal at 80% of what was granted",
-    input: input({ now: T("00:49:00"), mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("00:59:00") } }),
+    input: input({ now: T("00:49:00"), verifyIntervalMs: DAY, mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("00:59:00") } }),
     actions: ["writeSecret", "log:info"],
     requeue: after(8 * MIN),
     ready: { status: "True", reason: "TokenIssued" },
@@ -301,7 +301,7 @@ const rows: Row[] = [
       mint: { ok: true, issuedAt: T("00:30:00"), expiresAt: T("01:30:00") },
     }),
     actions: ["writeSecret", "event:Normal:TokenRotated", "log:info"],
-    requeue: after(48 * MIN),
+    requeue: after(20_000),
     ready: { status: "True", reason: "TokenIssued" },
     check: (plan) => expect(plan.status?.rotationRequest).toBe("2026-01-01T00:29:00Z"),
   },
@@ -346,6 +346,13 @@ const rows: Row[] = [
     actions: ["verify"],
     requeue: WAIT,
     check: (plan) => expect(plan.actions[0]).toEqual({ type: "verify", username: "system:serviceaccount:default:pod-lister" }),
+  },
+  {
+    name: "a new token too is tried within the check interval, not only at its renewal (the Secret may be damaged meanwhile)",
+    input: input({ now: T("00:49:00"), mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("01:49:00") } }),
+    actions: ["writeSecret", "log:info"],
+    requeue: after(20_000),
+    ready: { status: "True", reason: "TokenIssued" },
   },
   {
     name: "a token that works is looked at again within the check interval (±10%), long before its renewal",
