@@ -121,7 +121,11 @@ export function mintIdentityToken(kc: KubeConfig, clusterName: string, importer:
 }
 
 /** What the remote made of a token: the user it authenticates as, refused (401), or no answer. */
-export type TokenCheck = { kind: "user"; username: string } | { kind: "rejected"; message: string } | { kind: "failed"; failure: RemoteFailure };
+export type TokenCheck =
+  /** username: undefined when the server authenticated the token but has no SelfSubjectReview to say as whom (before 1.28). */
+  | { kind: "user"; username?: string }
+  | { kind: "rejected"; message: string }
+  | { kind: "failed"; failure: RemoteFailure };
 
 /**
  * Uses a token at the remote with a SelfSubjectReview made with the token itself (every
@@ -134,6 +138,8 @@ export async function checkToken(reg: Pick<Registration, "clusterName" | "server
     return { kind: "user", username: review.status?.userInfo?.username ?? "" };
   } catch (error) {
     if (statusCode(error) === 401) return { kind: "rejected", message: `cluster "${reg.clusterName}" answered 401 Unauthorized` };
+    // Authentication comes first: a 403 or 404 (no such API) means the token was accepted.
+    if (statusCode(error) === 403 || statusCode(error) === 404) return { kind: "user" };
     return { kind: "failed", failure: classify(error, reg.clusterName, "reviewing the import's token") };
   }
 }

@@ -174,7 +174,7 @@ export class ImportController {
     const check = await checkToken(remote.registration, token);
     if (check.kind === "failed") return { kind: "failed", reason: check.failure.reason, message: check.failure.message };
     if (check.kind === "rejected") return check;
-    if (check.username !== username) return { kind: "rejected", message: `it authenticates as ${JSON.stringify(check.username)}, not ${username}` };
+    if (check.username !== undefined && check.username !== username) return { kind: "rejected", message: `it authenticates as ${JSON.stringify(check.username)}, not ${username}` };
     return { kind: "works" };
   }
 
