@@ -1,6 +1,6 @@
 // Fault injection on the real clusters: each test breaks one thing the import depends on, then
 // measures how long the controller takes to notice (status, Event) and to recover, with bounds.
-// The manager runs with its default check intervals (cluster health 30 s, token check 20 s), so
+// The manager runs with its default check intervals (cluster health 30 s, token check 15 s), so
 // the times printed are what a user would see. Each test prints one line:
 //   [fault] <what>: detected in X s, recovered in Y s
 // "Nothing lost" is asserted with the remote as the witness: the token left in the Secret works
