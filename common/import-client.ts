@@ -71,8 +71,11 @@ export class ImportClient {
 
   /** A cache of every import in the cluster, kept by a watch; start it once, share it within the process. */
   cache(log: Logger): ImportCache {
-    const informer = makeInformer<KubernetesObject>(this.kc, WATCH_PATH, () => this.api.listClusterCustomObject(RESOURCE) as never);
-    return new SharedInformer<ServiceAccountImport>(informer, "service account imports", log);
+    return new SharedInformer<ServiceAccountImport>(
+      (track) => makeInformer<KubernetesObject>(this.kc, WATCH_PATH, track(() => this.api.listClusterCustomObject(RESOURCE) as never)),
+      "service account imports",
+      log,
+    );
   }
 }
 

@@ -9,6 +9,12 @@ import { backoffMs } from "./schedule.ts";
 
 export type ObjectHandler<T> = (obj: T) => void;
 
+/** Wraps the informer's list call so that its success is seen. */
+export type TrackList = <L>(list: () => Promise<L>) => () => Promise<L>;
+
+/** Makes the client-node informer, passing its list call through track. */
+export type MakeInformer = (track: TrackList) => Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+
 /** T: the type the cache hands out (client-node types metadata times as Date; the API sends strings). */
 export class SharedInformer<T> {
   private readonly informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
@@ -20,13 +26,16 @@ export class SharedInformer<T> {
   private timer: NodeJS.Timeout | undefined;
 
   /** what: the objects, as log lines name them ("service account imports"). */
-  constructor(informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>, what: string, log: Logger) {
+  constructor(make: MakeInformer, what: string, log: Logger) {
+    const informer = make((list) => async () => {
+      const listed = await list();
+      if (this.failures > 0) log.info(`watch of ${what} recovered`);
+      this.failures = 0;
+      return listed;
+    });
     this.informer = informer;
     this.what = what;
     this.log = log;
-    informer.on("connect", () => {
-      this.failures = 0;
-    });
     informer.on("error", (error: unknown) => {
       if (this.stopped) return;
       this.failures++;

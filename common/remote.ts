@@ -1,11 +1,11 @@
 // Calls to a remote cluster as the importer identity: mint tokens, revoke them, check health.
 // Failures are classified into the reasons an import's status reports.
-import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
+import { AuthenticationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
 import { apiMessage, reuseConnections, statusCode } from "./kube.ts";
 import { IDENTITY_TOKEN_SECONDS, type Importer } from "./grant.ts";
 import type { Registration } from "./registration.ts";
 
-export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError";
+export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError" | "RegistrationMissing";
 
 export class RemoteFailure extends Error {
   readonly reason: FailureReason;
@@ -118,4 +118,28 @@ export function mintIdentityToken(kc: KubeConfig, clusterName: string, importer:
     expirationSeconds: IDENTITY_TOKEN_SECONDS,
     anchor: importer.serviceAccount,
   });
+}
+
+/** What the remote made of a token: the user it authenticates as, refused (401), or no answer. */
+export type TokenCheck =
+  /** username: undefined when the server authenticated the token but has no SelfSubjectReview to say as whom (before 1.28). */
+  | { kind: "user"; username?: string }
+  | { kind: "rejected"; message: string }
+  | { kind: "failed"; failure: RemoteFailure };
+
+/**
+ * Uses a token at the remote with a SelfSubjectReview made with the token itself (every
+ * authenticated user may create one; it reads nothing): the cheapest proof that it works now.
+ */
+export async function checkToken(reg: Pick<Registration, "clusterName" | "server" | "caPem">, token: string): Promise<TokenCheck> {
+  const kc = remoteConfig({ ...reg, token });
+  try {
+    const review = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
+    return { kind: "user", username: review.status?.userInfo?.username ?? "" };
+  } catch (error) {
+    if (statusCode(error) === 401) return { kind: "rejected", message: `cluster "${reg.clusterName}" answered 401 Unauthorized` };
+    // Authentication comes first: a 403 or 404 (no such API) means the token was accepted.
+    if (statusCode(error) === 403 || statusCode(error) === 404) return { kind: "user" };
+    return { kind: "failed", failure: classify(error, reg.clusterName, "reviewing the import's token") };
+  }
 }

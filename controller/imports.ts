@@ -11,7 +11,7 @@ import { type ImportCache, ImportClient } from "../common/import-client.ts";
 import { buildImportSecretData, importSecretName, importSecretSkeleton } from "../common/import-secret.ts";
 import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
-import { type MintRequest, RemoteFailure, mintToken, revokeGrant } from "../common/remote.ts";
+import { type MintRequest, type MintedToken, RemoteFailure, checkToken, mintToken, revokeGrant } from "../common/remote.ts";
 import { EventRecorder } from "./events.ts";
 import {
   type Action,
@@ -19,6 +19,7 @@ import {
   type MintOutcome,
   type PlanInput,
   type RevokeOutcome,
+  type VerifyOutcome,
   fresher,
   planImport,
   secretView,
@@ -32,6 +33,8 @@ export interface ControllerOptions {
   clusterCheckIntervalMs: number;
   /** How long deletion keeps trying to revoke remotely before giving up (tokens then expire on their own). */
   revokeTimeoutMs: number;
+  /** How often each import's token is used at the remote to prove it still works. */
+  tokenCheckIntervalMs: number;
 }
 
 const keyOf = (sai: ServiceAccountImport) => `${sai.metadata.namespace}/${sai.metadata.name}`;
@@ -45,6 +48,11 @@ export class ImportController {
   /** What our last write of each import returned, until the cache has caught up with it. */
   private readonly written = new Map<string, ServiceAccountImport>();
   private readonly revokeFailingSince = new Map<string, Date>();
+  /**
+   * Tokens minted whose Secret write has not succeeded yet, by import: the next attempt writes the
+   * same token instead of minting another, so a failing write does not leave a trail of live tokens.
+   */
+  private readonly unwritten = new Map<string, { request: string; minted: MintedToken }>();
   private readonly client: ImportClient;
   private readonly core: CoreV1Api;
   private readonly events: EventRecorder;
@@ -85,6 +93,7 @@ export class ImportController {
       this.seen.delete(key);
       this.written.delete(key);
       this.revokeFailingSince.delete(key);
+      this.unwritten.delete(key);
       this.queue.forget(key);
     });
     await this.imports.start();
@@ -110,24 +119,29 @@ export class ImportController {
     const secret = await this.readSecret(sai);
     const input: PlanInput = {
       sai,
-      secret: secretView(secret, sai.metadata.uid),
+      secret: secretView(secret, sai),
       cluster: remote && clusterView(remote),
       now: new Date(),
       random: Math.random(),
       revokeTimeoutMs: this.options.revokeTimeoutMs,
+      verifyIntervalMs: this.options.tokenCheckIntervalMs,
     };
     const local = { secret: input.secret && secret, token: undefined as string | undefined, remote };
     let plan = planImport(input);
     for (;;) {
       for (const action of plan.actions) {
-        if (action.type !== "mint" && action.type !== "revoke") sai = await this.act(key, sai, action, local);
+        if (action.type !== "mint" && action.type !== "revoke" && action.type !== "verify") sai = await this.act(key, sai, action, local);
       }
       // A remote call ends a plan: its outcome decides what comes next, so plan again with it.
       const last = plan.actions.at(-1);
       if (last?.type === "mint") {
-        const { outcome, token } = await this.mint(sai, remote!, last.request);
+        const { outcome, token } = await this.mint(key, sai, remote!, last.request);
         local.token = token;
         plan = planImport({ ...input, sai, now: new Date(), mint: outcome });
+        if (outcome.ok) delete input.verify;
+      } else if (last?.type === "verify") {
+        input.verify = await this.verify(remote!, input.secret!.token!, last.username);
+        plan = planImport({ ...input, sai, now: new Date() });
       } else if (last?.type === "revoke") {
         plan = planImport({ ...input, sai, now: new Date(), revoke: await this.revoke(key, sai, remote!, last) });
       } else {
@@ -138,14 +152,30 @@ export class ImportController {
     return plan.requeue;
   }
 
-  private async mint(sai: ServiceAccountImport, remote: RemoteCluster, request: MintRequest): Promise<{ outcome: MintOutcome; token?: string }> {
+  private async mint(key: string, sai: ServiceAccountImport, remote: RemoteCluster, request: MintRequest): Promise<{ outcome: MintOutcome; token?: string }> {
+    const asked = JSON.stringify([remote.registration.server, request]);
+    const kept = this.unwritten.get(key);
+    // Reused only while fresh (under a tenth of its life gone), so the schedule it sets stays true.
+    if (kept?.request === asked && Date.now() < kept.minted.issuedAt.getTime() + (kept.minted.expiresAt.getTime() - kept.minted.issuedAt.getTime()) / 10) {
+      return { outcome: { ok: true, issuedAt: kept.minted.issuedAt, expiresAt: kept.minted.expiresAt }, token: kept.minted.token };
+    }
     try {
       const minted = await mintToken(remote.kc, sai.spec.clusterName, request);
+      this.unwritten.set(key, { request: asked, minted });
       return { outcome: { ok: true, issuedAt: minted.issuedAt, expiresAt: minted.expiresAt }, token: minted.token };
     } catch (error) {
       if (!(error instanceof RemoteFailure)) throw error;
       return { outcome: { ok: false, reason: error.reason, message: error.message } };
     }
+  }
+
+  /** Uses the Secret's token at the remote; another identity's token counts as refused. */
+  private async verify(remote: RemoteCluster, token: string, username: string): Promise<VerifyOutcome> {
+    const check = await checkToken(remote.registration, token);
+    if (check.kind === "failed") return { kind: "failed", reason: check.failure.reason, message: check.failure.message };
+    if (check.kind === "rejected") return check;
+    if (check.username !== undefined && check.username !== username) return { kind: "rejected", message: `it authenticates as ${JSON.stringify(check.username)}, not ${username}` };
+    return { kind: "works" };
   }
 
   private async revoke(key: string, sai: ServiceAccountImport, remote: RemoteCluster, action: { namespace: string; anchor: string }): Promise<RevokeOutcome> {
@@ -163,7 +193,7 @@ export class ImportController {
   private async act(
     key: string,
     sai: ServiceAccountImport,
-    action: Exclude<Action, { type: "mint" | "revoke" }>,
+    action: Exclude<Action, { type: "mint" | "revoke" | "verify" }>,
     local: { secret?: V1Secret; token?: string; remote?: RemoteCluster },
   ): Promise<ServiceAccountImport> {
     switch (action.type) {
@@ -182,6 +212,7 @@ export class ImportController {
           server: remote.registration.server,
         });
         await this.writeSecret(sai, local.secret, data);
+        this.unwritten.delete(key);
         return sai;
       }
       case "deleteSecret":
@@ -241,7 +272,7 @@ export class ImportController {
         if (!isConflict(error)) throw error;
         // Created by an earlier attempt whose status write failed: ours by its name; take it over.
         current = await this.core.readNamespacedSecret({ name, namespace });
-        if (secretView(current, sai.metadata.uid) === undefined) {
+        if (secretView(current, sai) === undefined) {
           throw new Error(`Secret ${namespace}/${name} exists and is not owned by this import`, { cause: error });
         }
       }

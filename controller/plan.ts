@@ -11,12 +11,13 @@ import {
   DEFAULT_EXPIRATION_SECONDS,
   FINALIZER,
   ROTATE_ANNOTATION,
+  SECRET_KEYS,
   type ServiceAccountImport,
   type ServiceAccountImportStatus,
   readyCondition,
 } from "../common/api.ts";
 import { type Importer, importGrantName } from "../common/grant.ts";
-import { importSecretName, tokenExpiry } from "../common/import-secret.ts";
+import { buildImportSecretData, importSecretName, tokenExpiry } from "../common/import-secret.ts";
 import type { FailureReason, MintRequest } from "../common/remote.ts";
 import { renewalDelayMs } from "../common/schedule.ts";
 import { isoSeconds as iso, setCondition } from "./conditions.ts";
@@ -28,6 +29,8 @@ export interface SecretView {
   token?: string;
   server?: string;
   caPem?: string;
+  /** Every key is what the controller would write with this token (not deleted, garbled or edited). */
+  intact: boolean;
 }
 
 /** A registered remote cluster, as far as decisions go. */
@@ -40,6 +43,16 @@ export interface ClusterView {
 }
 
 export type MintOutcome = { ok: true; issuedAt: Date; expiresAt: Date } | { ok: false; reason: FailureReason; message: string };
+
+/**
+ * What the remote said of the token in the Secret when it was used (a SelfSubjectReview made with
+ * the token itself): it works, it is refused (revoked, forged, another identity's), or the remote
+ * could not be asked.
+ */
+export type VerifyOutcome =
+  | { kind: "works" }
+  | { kind: "rejected"; message: string }
+  | { kind: "failed"; reason: FailureReason; message: string };
 
 export type RevokeOutcome =
   | { ok: true }
@@ -56,13 +69,18 @@ export interface PlanInput {
   random: number;
   /** How long deletion keeps trying to revoke remotely before giving up. */
   revokeTimeoutMs: number;
+  /** How often a working token is tried again at the remote (damage is noticed within this). */
+  verifyIntervalMs: number;
   mint?: MintOutcome;
   revoke?: RevokeOutcome;
+  verify?: VerifyOutcome;
 }
 
 export type Action =
   | { type: "addFinalizer" }
   | { type: "mint"; request: MintRequest }
+  /** Use the Secret's token at the remote: is it accepted as this identity? */
+  | { type: "verify"; username: string }
   /** The minted token, the registration's server and CA, into the Secret of this name (created if need be). */
   | { type: "writeSecret"; name: string }
   | { type: "revoke"; namespace: string; anchor: string }
@@ -97,12 +115,17 @@ export function planImport(input: PlanInput): ImportPlan {
   const expiresAt = secret?.token ? tokenExpiry(secret.token) : undefined;
   const rotation = sai.metadata.annotations?.[ROTATE_ANNOTATION];
 
+  const verify = input.verify;
+  const rejected = verify?.kind === "rejected";
   if (input.mint === undefined) {
     const issuedAt = sai.status?.issuedAt ? new Date(sai.status.issuedAt) : undefined;
     const due = expiresAt && issuedAt ? renewalDelayMs(issuedAt, expiresAt, now, input.random) : 0;
+    const damaged = secret !== undefined && !secret.intact;
     const needsToken =
       !expiresAt ||
       due <= 0 ||
+      damaged ||
+      rejected ||
       sai.status?.observedGeneration !== sai.metadata.generation ||
       (rotation !== undefined && rotation !== sai.status?.rotationRequest) ||
       secret?.server !== cluster.server ||
@@ -115,29 +138,44 @@ export function planImport(input: PlanInput): ImportPlan {
         audiences: sai.spec.audiences,
         anchor: importGrantName(cluster.importer, sai.metadata.namespace!, sai.metadata.name!),
       };
+      const repair = repairNote(sai, secret, damaged, verify);
+      if (repair) actions.push({ type: "log", level: "warn", message: repair });
       return { actions: [...actions, { type: "mint", request }], requeue: WAIT };
     }
-    const ready = cluster.failure
-      ? { ready: usable(expiresAt, now), reason: cluster.failure.reason, message: stillValid(cluster.failure.message, expiresAt, now) }
-      : { ready: true, reason: "TokenIssued", message: validUntil(sai, expiresAt!) };
-    return withStatus(input, actions, ready, {}, after(due));
+    const next = after(Math.min(due, verifyDelayMs(input)));
+    // Only a token for the API server's own audience can be tried there, and not while the health check finds it down.
+    if (verify === undefined && !sai.spec.audiences?.length && cluster.failure?.reason !== "RemoteUnreachable") {
+      return { actions: [...actions, { type: "verify", username: serviceAccountUser(sai) }], requeue: WAIT };
+    }
+    if (cluster.failure) {
+      const ready = { ready: usable(expiresAt, now), reason: cluster.failure.reason, message: stillValid(cluster.failure.message, expiresAt, now) };
+      return withStatus(input, actions, ready, {}, next);
+    }
+    if (verify?.kind === "failed") {
+      const ready = { ready: usable(expiresAt, now), reason: verify.reason, message: stillValid(verify.message, expiresAt, now) };
+      return withStatus(input, actions, ready, {}, BACKOFF);
+    }
+    return withStatus(input, actions, { ready: true, reason: "TokenIssued", message: validUntil(sai, expiresAt!) }, {}, next);
   }
 
   const mint = input.mint;
   if (!mint.ok) {
     const message = mint.reason === "Forbidden" || mint.reason === "NotFound" ? withGrantHint(mint.message, sai) : mint.message;
-    if (readyCondition(sai)?.reason !== mint.reason) actions.push({ type: "event", eventType: "Warning", reason: mint.reason, message });
-    return withStatus(input, actions, { ready: usable(expiresAt, now), reason: mint.reason, message: stillValid(message, expiresAt, now) }, {}, BACKOFF);
+    // A token the remote refuses is no token, however long its claims say it lives.
+    const ready = rejected
+      ? { ready: false, reason: mint.reason, message: `${message}; the token in the Secret is refused by the remote` }
+      : { ready: usable(expiresAt, now), reason: mint.reason, message: stillValid(message, expiresAt, now) };
+    return withStatus(input, actions, ready, {}, BACKOFF);
   }
 
   const secretName = secret?.name ?? importSecretName(sai.metadata.name!, sai.metadata.uid!);
   actions.push({ type: "writeSecret", name: secretName });
-  const wasReady = readyCondition(sai)?.status === "True";
-  if (!wasReady || rotation !== sai.status?.rotationRequest) {
+  const wasIssued = readyCondition(sai)?.status === "True" && readyCondition(sai)?.reason === "TokenIssued";
+  if (wasIssued && rotation !== sai.status?.rotationRequest) {
     actions.push({
       type: "event",
       eventType: "Normal",
-      reason: "TokenIssued",
+      reason: "TokenRotated",
       message: `new token in Secret ${secretName}, valid until ${iso(mint.expiresAt)}`,
     });
   }
@@ -152,7 +190,7 @@ export function planImport(input: PlanInput): ImportPlan {
       issuedAt: iso(mint.issuedAt),
       rotationRequest: rotation,
     },
-    after(renewalDelayMs(mint.issuedAt, mint.expiresAt, now, input.random)),
+    after(Math.min(renewalDelayMs(mint.issuedAt, mint.expiresAt, now, input.random), verifyDelayMs(input))),
   );
 }
 
@@ -220,8 +258,17 @@ function withStatus(
   );
   status.observedGeneration = ready.ready ? sai.metadata.generation : sai.status?.observedGeneration;
   if (sameJson(status, sai.status)) return { actions, requeue };
-  if (!ready.ready && readyCondition(sai)?.reason !== ready.reason) {
-    actions.push({ type: "log", level: "warn", message: "import not ready", fields: { reason: ready.reason, message: ready.message } });
+  // Every change of Ready or of its reason is told twice, in the log and as an Event, so that no
+  // reason hides another's (a health check's RemoteUnreachable, then a mint's, are one transition).
+  const before = readyCondition(sai);
+  const nowStatus = ready.ready ? "True" : "False";
+  if (before?.status !== nowStatus || before.reason !== ready.reason) {
+    const healthy = ready.ready && ready.reason === "TokenIssued";
+    const fields = { ready: nowStatus, reason: ready.reason, message: ready.message, ...(before && { was: `${before.status}/${before.reason}` }) };
+    actions.push(
+      { type: "log", level: healthy ? "info" : "warn", message: ready.ready ? "import ready" : "import not ready", fields },
+      { type: "event", eventType: healthy ? "Normal" : "Warning", reason: ready.reason, message: ready.message },
+    );
   }
   return { actions, status, requeue };
 }
@@ -253,10 +300,41 @@ function withGrantHint(message: string, sai: ServiceAccountImport): string {
 }
 
 /** The import's Secret as decisions see it: only one the import owns counts (never overwrite someone else's). */
-export function secretView(secret: V1Secret | undefined, importUid: string | undefined): SecretView | undefined {
-  if (!secret?.metadata?.name || !secret.metadata.ownerReferences?.some((o) => o.uid === importUid)) return undefined;
+export function secretView(secret: V1Secret | undefined, sai: ServiceAccountImport): SecretView | undefined {
+  if (!secret?.metadata?.name || !secret.metadata.ownerReferences?.some((o) => o.uid === sai.metadata.uid)) return undefined;
   const decoded = (k: string) => (secret.data?.[k] ? Buffer.from(secret.data[k], "base64").toString("utf8") : undefined);
-  return { name: secret.metadata.name, token: decoded("token"), server: decoded("server"), caPem: decoded("ca.crt") };
+  const view = { name: secret.metadata.name, token: decoded("token"), server: decoded("server"), caPem: decoded("ca.crt") };
+  return { ...view, intact: intact(secret.data ?? {}, view, sai) };
+}
+
+/** Whether the Secret holds exactly what the controller writes for its own token, server and CA. */
+function intact(data: Record<string, string>, view: Omit<SecretView, "intact">, sai: ServiceAccountImport): boolean {
+  if (!view.token || !view.server || !view.caPem) return false;
+  let expected: Record<string, string>;
+  try {
+    expected = buildImportSecretData({ importName: sai.metadata.name!, token: view.token, caPem: view.caPem, namespace: sai.spec.namespace, server: view.server });
+  } catch {
+    return false;
+  }
+  return SECRET_KEYS.every((k) => data[k] === expected[k]);
+}
+
+/** The user name a token of the imported service account authenticates as. */
+export function serviceAccountUser(sai: ServiceAccountImport): string {
+  return `system:serviceaccount:${sai.spec.namespace}:${sai.spec.name}`;
+}
+
+/** The verification interval, spread by ±10% so that imports do not all call at once. */
+function verifyDelayMs(input: PlanInput): number {
+  return Math.round(input.verifyIntervalMs * (0.9 + 0.2 * input.random));
+}
+
+/** Why a token is minted out of turn, for the log: the Secret was lost, damaged, or its token refused. */
+function repairNote(sai: ServiceAccountImport, secret: SecretView | undefined, damaged: boolean, verify: VerifyOutcome | undefined): string | undefined {
+  if (verify?.kind === "rejected") return `the remote refuses the token in the Secret (${verify.message}); minting a new one`;
+  if (damaged) return `the import's Secret ${secret!.name} was altered; writing a new token`;
+  if (secret === undefined && sai.status?.issuedAt) return `the import's Secret is gone; writing a new token`;
+  return undefined;
 }
 
 /** Whether an update changed what the controller acts on (spec, rotation, deletion, finalizers); its own status writes do not. */

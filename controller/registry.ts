@@ -8,7 +8,7 @@ import { apiMessage } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { CLUSTER_NAME_LABEL, type Registration, parseRegistration } from "../common/registration.ts";
 import { SharedInformer } from "../common/informer.ts";
-import { type RemoteFailure, checkHealth, mintIdentityToken, remoteConfig } from "../common/remote.ts";
+import { RemoteFailure, checkHealth, mintIdentityToken, remoteConfig } from "../common/remote.ts";
 import { backoffMs, renewalDelayMs } from "../common/schedule.ts";
 import { type Requeue, WAIT, WorkQueue } from "./queue.ts";
 
@@ -18,7 +18,14 @@ export interface RemoteCluster {
   kc: KubeConfig;
   /** Undefined while healthy. */
   failure?: RemoteFailure;
+  /** When its health was last checked (ms since the epoch). */
+  checkedAt?: number;
+  /** Its registration Secret was deleted: kept (imports stay Ready while their tokens live) until bootstrap restores it. */
+  lost?: boolean;
 }
+
+/** How often a cluster whose last health check failed is checked again. */
+const UNHEALTHY_RECHECK_MS = 5_000;
 
 export class ClusterRegistry {
   private readonly clusters = new Map<string, RemoteCluster>();
@@ -50,12 +57,13 @@ export class ClusterRegistry {
   async start(): Promise<void> {
     const core = this.kc.makeApiClient(CoreV1Api);
     const informer = new SharedInformer<V1Secret>(
-      makeInformer<V1Secret>(
-        this.kc,
-        `/api/v1/namespaces/${SYSTEM_NAMESPACE}/secrets`,
-        () => core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE, labelSelector: CLUSTER_NAME_LABEL }),
-        CLUSTER_NAME_LABEL,
-      ),
+      (track) =>
+        makeInformer<V1Secret>(
+          this.kc,
+          `/api/v1/namespaces/${SYSTEM_NAMESPACE}/secrets`,
+          track(() => core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE, labelSelector: CLUSTER_NAME_LABEL })),
+          CLUSTER_NAME_LABEL,
+        ),
       "cluster registrations",
       this.log,
     );
@@ -64,7 +72,9 @@ export class ClusterRegistry {
     informer.on("delete", (s) => this.remove(s));
     this.informer = informer;
     await informer.start();
-    this.healthTimer = setInterval(() => void this.checkAll(), this.healthIntervalMs);
+    // Healthy clusters are checked every interval; an unhealthy one every few seconds, so that an
+    // outage's end is noticed quickly (its imports are only degraded while it lasts).
+    this.healthTimer = setInterval(() => void this.checkAll(), Math.min(UNHEALTHY_RECHECK_MS, this.healthIntervalMs));
     this.healthTimer.unref();
   }
 
@@ -93,13 +103,13 @@ export class ClusterRegistry {
       registration,
       secretName: secret.metadata!.name!,
       kc: remoteConfig(registration),
-      // A new token may fix an Unauthorized; a new address may fix anything: check again.
-      failure: changed || previous?.registration.token !== registration.token ? undefined : previous?.failure,
+      // A new token may fix an Unauthorized; a new address may fix anything; a restored registration too: check again.
+      failure: changed || previous?.lost || previous?.registration.token !== registration.token ? undefined : previous?.failure,
     };
     this.clusters.set(name, cluster);
     this.scheduleRenewal(name, registration.token);
-    if (changed) {
-      this.log.info("cluster registered", { cluster: name, server: registration.server });
+    if (changed || previous?.lost) {
+      this.log.info(previous?.lost ? "cluster registration restored" : "cluster registered", { cluster: name, server: registration.server });
       this.onChange(name);
     } else if (previous?.failure && !cluster.failure) {
       // A new token (bootstrap run again) may have fixed what the imports report.
@@ -107,12 +117,23 @@ export class ClusterRegistry {
     }
   }
 
+  /**
+   * A deleted registration is a cluster failure like any other: its imports keep their tokens (and
+   * stay Ready while those live) with a reason that says how to restore it, instead of all turning
+   * not-Ready at once. Its identity token is not renewed any more; bootstrap brings it back.
+   */
   private remove(secret: V1Secret): void {
     const name = secret.metadata?.labels?.[CLUSTER_NAME_LABEL];
-    if (!name || !this.clusters.has(name)) return;
-    this.clusters.delete(name);
+    const cluster = name === undefined ? undefined : this.clusters.get(name);
+    if (!name || !cluster || cluster.secretName !== secret.metadata?.name) return;
     this.renewals.forget(name);
-    this.log.info("cluster unregistered", { cluster: name });
+    cluster.lost = true;
+    cluster.failure = new RemoteFailure(
+      "RegistrationMissing",
+      `the registration of cluster "${name}" (Secret ${SYSTEM_NAMESPACE}/${cluster.secretName}) was deleted: ` +
+        `restore it with kubectl mcsa bootstrap --from <its context> --to <this cluster's context> --name ${name}`,
+    );
+    this.log.warn("cluster registration deleted; its imports keep their tokens until they expire", { cluster: name });
     this.onChange(name);
   }
 
@@ -141,10 +162,15 @@ export class ClusterRegistry {
     return WAIT;
   }
 
-  /** Checks every cluster now; reports those whose health changed. */
+  private checkDue(cluster: RemoteCluster): boolean {
+    return healthCheckDue(cluster, Date.now(), this.healthIntervalMs);
+  }
+
+  /** Checks every cluster whose check is due; reports those whose health changed. */
   private async checkAll(): Promise<void> {
     await Promise.all(
-      [...this.clusters.values()].map(async (cluster) => {
+      [...this.clusters.values()].filter((cluster) => !cluster.lost && this.checkDue(cluster)).map(async (cluster) => {
+        cluster.checkedAt = Date.now();
         const failure = await checkHealth(cluster.kc, cluster.registration.clusterName);
         const name = cluster.registration.clusterName;
         if (this.clusters.get(name) !== cluster) return;
@@ -158,6 +184,14 @@ export class ClusterRegistry {
       }),
     );
   }
+}
+
+/** Exported for tests: whether a cluster's health check is due at `now`. */
+export function healthCheckDue(cluster: Pick<RemoteCluster, "failure" | "checkedAt">, now: number, intervalMs: number): boolean {
+  if (cluster.checkedAt === undefined) return true;
+  const every = cluster.failure ? Math.min(UNHEALTHY_RECHECK_MS, intervalMs) : intervalMs;
+  // A tick's own jitter must not skip a check: due a little early counts.
+  return now - cluster.checkedAt >= every - 1000;
 }
 
 function issuedAtOf(token: string): Date | undefined {

@@ -16,6 +16,7 @@ const USAGE = `usage: mcsa-manager [flags]
   --concurrency N                imports reconciled at once (default 8)
   --cluster-check-interval DUR   how often remote clusters' health is checked (default 30s)
   --revoke-timeout DUR           how long deletion tries to revoke remotely (default 5m)
+  --token-check-interval DUR     how often each import's token is tried at its remote (default 15s)
   --disable-import-controller    run only the webhook (e.g. to test injection with hand-made imports)
   --log-level LEVEL              debug, info, warn or error (default info)
   -h, --help                     show this help
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
       concurrency: { type: "string", default: "8" },
       "cluster-check-interval": { type: "string", default: "30s" },
       "revoke-timeout": { type: "string", default: "5m" },
+      "token-check-interval": { type: "string", default: "15s" },
       "log-level": { type: "string", default: "info" },
       "disable-import-controller": { type: "boolean", default: false },
       ...WEBHOOK_FLAGS,
@@ -61,6 +63,7 @@ export async function main(argv: string[]): Promise<void> {
       concurrency,
       clusterCheckIntervalMs: parseDuration(values["cluster-check-interval"]!) * 1000,
       revokeTimeoutMs: parseDuration(values["revoke-timeout"]!) * 1000,
+      tokenCheckIntervalMs: parseDuration(values["token-check-interval"]!) * 1000,
     });
     await controller.start();
     parts.push(controller);

@@ -63,6 +63,8 @@ export interface Lookup {
     namespace: string,
     name: string,
   ): Promise<ServiceAccountImport | undefined> | ServiceAccountImport | undefined;
+  /** Whether the Secret exists (a ready import's Secret may have just been deleted); absent: not checked. */
+  secretExists?(namespace: string, name: string): Promise<boolean> | boolean;
 }
 
 function errorMessage(err: unknown): string {
@@ -194,7 +196,26 @@ export async function decide(request: AdmissionRequest, lookup: Lookup, options:
   } catch (err) {
     return { kind: "error", code: 500, message: `cannot read service account imports in namespace ${JSON.stringify(namespace)}: ${errorMessage(err)}` };
   }
-  return mutatePod({ pod, namespace, namespaceLabels: labels, imports, options });
+  const result = mutatePod({ pod, namespace, namespaceLabels: labels, imports, options });
+  if (result.kind !== "patch" || lookup.secretExists === undefined) return result;
+  // A pod mounting a missing Secret would hang in ContainerCreating: refuse it while the controller restores it.
+  for (const name of wanted.names) {
+    const secret = imports.get(name)?.status?.secrets?.[0]?.name;
+    if (secret === undefined) continue;
+    let exists: boolean;
+    try {
+      exists = await lookup.secretExists(namespace, secret);
+    } catch (err) {
+      return { kind: "error", code: 500, message: `cannot read Secret ${JSON.stringify(secret)} in namespace ${JSON.stringify(namespace)}: ${errorMessage(err)}` };
+    }
+    if (!exists) {
+      return {
+        kind: "deny",
+        message: `service account import ${JSON.stringify(name)} is not usable: its Secret ${JSON.stringify(secret)} is missing; the controller restores it within 30 s, retry then (kubectl mcsa check ${name} -n ${namespace})`,
+      };
+    }
+  }
+  return result;
 }
 
 /** Raw body (string or bytes) or an already parsed value in, AdmissionReview out. Never throws. */

@@ -32,7 +32,7 @@ export class ClusterLookup implements Lookup {
     // Labelled namespaces only: the webhook acts nowhere else.
     const selector = `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`;
     this.namespaces = new SharedInformer<V1Namespace>(
-      makeInformer<V1Namespace>(kc, "/api/v1/namespaces", () => this.core.listNamespace({ labelSelector: selector }), selector),
+      (track) => makeInformer<V1Namespace>(kc, "/api/v1/namespaces", track(() => this.core.listNamespace({ labelSelector: selector })), selector),
       "labelled namespaces",
       log,
     );
@@ -73,6 +73,16 @@ export class ClusterLookup implements Lookup {
       return await withTimeout(this.client.get(namespace, name), `reading serviceaccountimport ${namespace}/${name}`, GET_TIMEOUT_MS);
     } catch (error) {
       if (isNotFound(error)) return undefined;
+      throw new Error(apiMessage(error), { cause: error });
+    }
+  }
+
+  async secretExists(namespace: string, name: string): Promise<boolean> {
+    try {
+      await withTimeout(this.core.readNamespacedSecret({ name, namespace }), `reading Secret ${namespace}/${name}`, GET_TIMEOUT_MS);
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
       throw new Error(apiMessage(error), { cause: error });
     }
   }

@@ -324,6 +324,9 @@ describe("kubectl mcsa bootstrap and import", () => {
     await eventually("the importer identity's token to be rejected", async () =>
       (await statusOf(tokenConfig(cluster(state, "cluster2"), identityToken).makeApiClient(CoreV1Api).listNamespacedPod({ namespace: "default" }))) === 401 ? true : undefined,
     20_000);
-    await readyReason("cluster2-default-pod-lister-yaml", "ClusterNotFound");
+    // Its tokens went with the identity's grants: the import stops claiming to work (Ready False) and says to bootstrap.
+    const gone = await readyReason("cluster2-default-pod-lister-yaml", "Unauthorized");
+    expect(readyCondition(gone)?.status).toBe("False");
+    expect(readyCondition(gone)?.message).toMatch(/run kubectl mcsa bootstrap again/);
   });
 });

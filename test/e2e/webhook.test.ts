@@ -72,6 +72,8 @@ async function readyImport(namespace: string, name: string, ready = true): Promi
     },
     setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
   );
+  // The webhook refuses a pod whose import's Secret is missing: a ready import has one.
+  if (ready) await core1.createNamespacedSecret({ namespace, body: { metadata: { name: secret } } });
   return secret;
 }
 
@@ -297,6 +299,15 @@ describe("the webhook, called by the real API server", () => {
   it("refuses a pod naming an import that is not ready, with the import's reason", async () => {
     const { message } = await refusal(core1.createNamespacedPod({ namespace: labelled, body: readmePod("cluster2-not-ready", "not-ready") }));
     expect(message).toContain('service account import "cluster2-not-ready" is not ready: ClusterNotFound: cluster "cluster2" is not registered');
+  });
+
+  it("refuses a pod whose ready import's Secret is missing, saying it comes back", async () => {
+    const name = uniqueName("no-secret");
+    const secret = await readyImport(labelled, name);
+    await core1.deleteNamespacedSecret({ name: secret, namespace: labelled });
+    const { code, message } = await refusal(core1.createNamespacedPod({ namespace: labelled, body: readmePod(name, uniqueName("no-secret-pod")) }));
+    expect(code).toBe(403);
+    expect(message).toContain(`service account import "${name}" is not usable: its Secret "${secret}" is missing; the controller restores it within 30 s`);
   });
 
   it("gives a pod naming two imports both", async () => {

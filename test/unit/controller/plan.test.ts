@@ -3,12 +3,14 @@
 import { describe, expect, it } from "vitest";
 import type { V1Secret } from "@kubernetes/client-node";
 import { API_VERSION, FINALIZER, KIND, ROTATE_ANNOTATION, type ServiceAccountImport, readyCondition } from "../../../common/api.ts";
-import { importSecretName } from "../../../common/import-secret.ts";
+import { buildImportSecretData, importSecretName } from "../../../common/import-secret.ts";
 import { type Action, type ClusterView, type ImportPlan, type PlanInput, fresher, planImport, secretView, wantsWork } from "../../../controller/plan.ts";
 import { BACKOFF, type Requeue, WAIT, after } from "../../../controller/queue.ts";
 
 const T = (hhmmss: string) => new Date(`2026-01-01T${hhmmss}Z`);
 const MIN = 60_000;
+const DAY = 24 * 60 * MIN;
+const CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2E=\n-----END CERTIFICATE-----\n";
 const ANCHOR = "mcsa-importer-cluster1.default.pods";
 const SECRET_NAME = importSecretName("pods", "uid-1");
 
@@ -74,11 +76,13 @@ const deleting = (change: (sai: ServiceAccountImport) => void = () => undefined)
 function input(over: Partial<PlanInput> = {}): PlanInput {
   return {
     sai: ready(),
-    secret: { name: SECRET_NAME, token: token("00:00:00", "01:00:00"), server: CLUSTER.server, caPem: CLUSTER.caPem },
+    secret: { name: SECRET_NAME, token: token("00:00:00", "01:00:00"), server: CLUSTER.server, caPem: CLUSTER.caPem, intact: true },
     cluster: CLUSTER,
     now: T("00:30:00"),
     random: 0.5,
     revokeTimeoutMs: 5 * MIN,
+    verifyIntervalMs: 20_000,
+    verify: { kind: "works" },
     ...over,
   };
 }
@@ -134,8 +138,8 @@ const rows: Row[] = [
   },
   {
     name: "the first token goes into a Secret named after the import's uid; status names it; a TokenIssued event",
-    input: input({ sai: fresh(), secret: undefined, mint: { ok: true, issuedAt: T("00:30:00"), expiresAt: T("01:30:00") } }),
-    actions: ["addFinalizer", "writeSecret", "event:Normal:TokenIssued", "log:info"],
+    input: input({ sai: fresh(), secret: undefined, verifyIntervalMs: DAY, mint: { ok: true, issuedAt: T("00:30:00"), expiresAt: T("01:30:00") } }),
+    actions: ["addFinalizer", "writeSecret", "log:info", "log:info", "event:Normal:TokenIssued"],
     requeue: after(48 * MIN),
     ready: { status: "True", reason: "TokenIssued", message: /^token for cluster2\/default\/pod-lister valid until 2026-01-01T01:30:00Z$/ },
     check: (plan) => {
@@ -151,19 +155,19 @@ const rows: Row[] = [
   // --- renewal timing
   {
     name: "a fresh token is kept: no write, look again at 80% of its lifetime (random 0.5 → 48 min after issue)",
-    input: input(),
+    input: input({ verifyIntervalMs: DAY }),
     actions: [],
     requeue: after(18 * MIN),
   },
   {
     name: "jitter, low end: random 0 renews at 75% (45 min after issue)",
-    input: input({ random: 0 }),
+    input: input({ random: 0, verifyIntervalMs: DAY }),
     actions: [],
     requeue: after(15 * MIN),
   },
   {
     name: "jitter, high end: random 1 renews at 85% (51 min after issue)",
-    input: input({ random: 1 }),
+    input: input({ random: 1, verifyIntervalMs: DAY }),
     actions: [],
     requeue: after(21 * MIN),
   },
@@ -175,14 +179,14 @@ const rows: Row[] = [
   },
   {
     name: "a renewal of a Ready import records no event; the next renewal comes from the new lifetime",
-    input: input({ now: T("00:49:00"), mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("01:49:00") } }),
+    input: input({ now: T("00:49:00"), verifyIntervalMs: DAY, mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("01:49:00") } }),
     actions: ["writeSecret", "log:info"],
     requeue: after(48 * MIN),
     ready: { status: "True", reason: "TokenIssued", message: /valid until 2026-01-01T01:49:00Z/ },
   },
   {
     name: "a server-shortened lifetime (10 min for 1 h asked): renewal at 80% of what was granted",
-    input: input({ now: T("00:49:00"), mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("00:59:00") } }),
+    input: input({ now: T("00:49:00"), verifyIntervalMs: DAY, mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("00:59:00") } }),
     actions: ["writeSecret", "log:info"],
     requeue: after(8 * MIN),
     ready: { status: "True", reason: "TokenIssued" },
@@ -190,7 +194,7 @@ const rows: Row[] = [
   },
   {
     name: "a Secret without a readable token is refilled",
-    input: input({ secret: { name: SECRET_NAME, token: "not-a-jwt", server: CLUSTER.server, caPem: CLUSTER.caPem } }),
+    input: input({ secret: { name: SECRET_NAME, token: "not-a-jwt", server: CLUSTER.server, caPem: CLUSTER.caPem, intact: true } }),
     actions: ["mint"],
     requeue: WAIT,
   },
@@ -198,10 +202,10 @@ const rows: Row[] = [
   {
     name: "an expired token whose renewal fails: Ready turns False, without a 'stays valid' promise",
     input: input({
-      secret: { name: SECRET_NAME, token: token("00:00:00", "00:20:00"), server: CLUSTER.server, caPem: CLUSTER.caPem },
+      secret: { name: SECRET_NAME, token: token("00:00:00", "00:20:00"), server: CLUSTER.server, caPem: CLUSTER.caPem, intact: true },
       mint: { ok: false, reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' },
     }),
-    actions: ["event:Warning:RemoteUnreachable", "log:warn"],
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
     requeue: BACKOFF,
     ready: { status: "False", reason: "RemoteUnreachable", message: /^cannot reach cluster "cluster2": ECONNREFUSED$/ },
   },
@@ -211,15 +215,15 @@ const rows: Row[] = [
       now: T("00:59:30"),
       mint: { ok: false, reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' },
     }),
-    actions: ["event:Warning:RemoteUnreachable", "log:warn"],
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
     requeue: BACKOFF,
     ready: { status: "False", reason: "RemoteUnreachable", message: /stays valid until 2026-01-01T01:00:00Z$/ },
   },
   {
     name: "remote unreachable with a token still valid: Ready stays True, the reason says what is wrong and until when",
     input: input({ cluster: { ...CLUSTER, failure: { reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ETIMEDOUT' } } }),
-    actions: [],
-    requeue: after(18 * MIN),
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
+    requeue: after(20_000),
     ready: {
       status: "True",
       reason: "RemoteUnreachable",
@@ -229,8 +233,8 @@ const rows: Row[] = [
   {
     name: "the remote healthy again: back to TokenIssued without a new token",
     input: input({ sai: withReason("RemoteUnreachable", "True") }),
-    actions: [],
-    requeue: after(18 * MIN),
+    actions: ["log:info", "event:Normal:TokenIssued"],
+    requeue: after(20_000),
     ready: { status: "True", reason: "TokenIssued", message: /valid until 2026-01-01T01:00:00Z/ },
   },
   {
@@ -240,7 +244,7 @@ const rows: Row[] = [
       secret: undefined,
       mint: { ok: false, reason: "Forbidden", message: 'cluster "cluster2" forbids creating a token for service account default/pod-lister' },
     }),
-    actions: ["addFinalizer", "event:Warning:Forbidden", "log:warn"],
+    actions: ["addFinalizer", "log:warn", "event:Warning:Forbidden"],
     requeue: BACKOFF,
     ready: {
       status: "False",
@@ -252,7 +256,7 @@ const rows: Row[] = [
   {
     name: "NotFound: the grant hint too",
     input: input({ sai: fresh(), secret: undefined, mint: { ok: false, reason: "NotFound", message: 'cluster "cluster2": serviceaccounts "pod-lister" not found' } }),
-    actions: ["addFinalizer", "event:Warning:NotFound", "log:warn"],
+    actions: ["addFinalizer", "log:warn", "event:Warning:NotFound"],
     requeue: BACKOFF,
     ready: { status: "False", reason: "NotFound", message: /not found; grant it with: kubectl mcsa import pods/ },
   },
@@ -273,7 +277,7 @@ const rows: Row[] = [
       now: T("00:50:00"),
       mint: { ok: false, reason: "Unauthorized", message: 'cluster "cluster2" no longer accepts this cluster\'s importer identity (401): run kubectl mcsa bootstrap again' },
     }),
-    actions: ["event:Warning:Unauthorized"],
+    actions: ["log:warn", "event:Warning:Unauthorized"],
     requeue: BACKOFF,
     ready: { status: "True", reason: "Unauthorized", message: /bootstrap again; the current token stays valid until 2026-01-01T01:00:00Z$/ },
   },
@@ -291,13 +295,13 @@ const rows: Row[] = [
     requeue: WAIT,
   },
   {
-    name: "a rotation's new token is announced by an event and echoed in status",
+    name: "a rotation's new token is announced by a TokenRotated event and echoed in status",
     input: input({
       sai: ready((s) => (s.metadata.annotations = { [ROTATE_ANNOTATION]: "2026-01-01T00:29:00Z" })),
       mint: { ok: true, issuedAt: T("00:30:00"), expiresAt: T("01:30:00") },
     }),
-    actions: ["writeSecret", "event:Normal:TokenIssued", "log:info"],
-    requeue: after(48 * MIN),
+    actions: ["writeSecret", "event:Normal:TokenRotated", "log:info"],
+    requeue: after(20_000),
     ready: { status: "True", reason: "TokenIssued" },
     check: (plan) => expect(plan.status?.rotationRequest).toBe("2026-01-01T00:29:00Z"),
   },
@@ -310,7 +314,7 @@ const rows: Row[] = [
       }),
     }),
     actions: [],
-    requeue: after(18 * MIN),
+    requeue: after(20_000),
   },
   {
     name: "the registration's server moved: a new token (the Secret must name the new address)",
@@ -327,13 +331,121 @@ const rows: Row[] = [
   {
     name: "cluster not registered: Ready False with the bootstrap command; the registry's change brings it back",
     input: input({ cluster: undefined }),
-    actions: ["log:warn"],
+    actions: ["log:warn", "event:Warning:ClusterNotFound"],
     requeue: WAIT,
     ready: {
       status: "False",
       reason: "ClusterNotFound",
       message: /^cluster "cluster2" is not registered here: run kubectl mcsa bootstrap --from <its context> --to <this cluster's context> --name cluster2$/,
     },
+  },
+  // --- the token is tried at the remote (Ready means it works now)
+  {
+    name: "a kept token is tried at the remote with itself, as the imported service account",
+    input: input({ verify: undefined }),
+    actions: ["verify"],
+    requeue: WAIT,
+    check: (plan) => expect(plan.actions[0]).toEqual({ type: "verify", username: "system:serviceaccount:default:pod-lister" }),
+  },
+  {
+    name: "a new token too is tried within the check interval, not only at its renewal (the Secret may be damaged meanwhile)",
+    input: input({ now: T("00:49:00"), mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("01:49:00") } }),
+    actions: ["writeSecret", "log:info"],
+    requeue: after(20_000),
+    ready: { status: "True", reason: "TokenIssued" },
+  },
+  {
+    name: "a token that works is looked at again within the check interval (±10%), long before its renewal",
+    input: input({ random: 1 }),
+    actions: [],
+    requeue: after(22_000),
+  },
+  {
+    name: "a token for other audiences cannot be tried at the API server: kept without a check",
+    input: input({ verify: undefined, verifyIntervalMs: DAY, sai: ready((s) => (s.spec.audiences = ["vault"])) }),
+    actions: [],
+    requeue: after(18 * MIN),
+  },
+  {
+    name: "a token the remote refuses (revoked, forged, re-bootstrapped identity) is replaced at once",
+    input: input({ verify: { kind: "rejected", message: 'cluster "cluster2" answered 401 Unauthorized' } }),
+    actions: ["log:warn", "mint"],
+    requeue: WAIT,
+  },
+  {
+    name: "a refused token whose replacement fails: Ready False at once, whatever the claims' expiry (no 'stays valid')",
+    input: input({
+      verify: { kind: "rejected", message: "401" },
+      mint: { ok: false, reason: "NotFound", message: 'cluster "cluster2": serviceaccounts "pod-lister" not found' },
+    }),
+    actions: ["log:warn", "event:Warning:NotFound"],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "NotFound", message: /not found; grant it with: .*; the token in the Secret is refused by the remote$/ },
+  },
+  {
+    name: "a check the remote cannot answer: Ready stays True while the token lives, the reason says why; retried with backoff",
+    input: input({ verify: { kind: "failed", reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' } }),
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
+    requeue: BACKOFF,
+    ready: { status: "True", reason: "RemoteUnreachable", message: /stays valid until 2026-01-01T01:00:00Z$/ },
+  },
+  {
+    name: "an altered Secret (a key edited or dropped) is rewritten with a new token",
+    input: input({ secret: { name: SECRET_NAME, token: token("00:00:00", "01:00:00"), server: CLUSTER.server, caPem: CLUSTER.caPem, intact: false } }),
+    actions: ["log:warn", "mint"],
+    requeue: WAIT,
+  },
+  {
+    name: "a deleted Secret of an import that had a token is recreated",
+    input: input({ secret: undefined }),
+    actions: ["log:warn", "mint"],
+    requeue: WAIT,
+  },
+  {
+    name: "a health check's reason does not hide the renewal's failure: turning False is logged and recorded",
+    input: input({
+      sai: withReason("RemoteUnreachable", "True"),
+      now: T("00:59:30"),
+      cluster: { ...CLUSTER, failure: { reason: "RemoteUnreachable", message: "down" } },
+      mint: { ok: false, reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' },
+    }),
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "RemoteUnreachable" },
+  },
+  {
+    name: "the registration Secret deleted: like any cluster failure, Ready stays True while the token lives, saying how to restore it",
+    input: input({
+      cluster: { ...CLUSTER, failure: { reason: "RegistrationMissing", message: 'the registration of cluster "cluster2" was deleted: restore it with kubectl mcsa bootstrap' } },
+    }),
+    actions: ["log:warn", "event:Warning:RegistrationMissing"],
+    requeue: after(20_000),
+    ready: { status: "True", reason: "RegistrationMissing", message: /restore it with kubectl mcsa bootstrap; the current token stays valid until 2026-01-01T01:00:00Z$/ },
+  },
+  {
+    name: "the registration deleted: the token is still tried at the remote (unbootstrap revokes it), with the server the registration named",
+    input: input({ verify: undefined, cluster: { ...CLUSTER, failure: { reason: "RegistrationMissing", message: "deleted" } } }),
+    actions: ["verify"],
+    requeue: WAIT,
+  },
+  {
+    name: "no check while the health check finds the remote down: the health check's reason stands",
+    input: input({ verify: undefined, cluster: { ...CLUSTER, failure: { reason: "RemoteUnreachable", message: "down" } } }),
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
+    requeue: after(20_000),
+    ready: { status: "True", reason: "RemoteUnreachable" },
+  },
+  {
+    name: "the registration still missing when the token nears its end: Ready False",
+    input: input({
+      sai: withReason("RegistrationMissing", "True"),
+      now: T("00:59:30"),
+      cluster: { ...CLUSTER, failure: { reason: "RegistrationMissing", message: "deleted" } },
+      mint: { ok: false, reason: "Unauthorized", message: "401" },
+    }),
+    actions: ["log:warn", "event:Warning:Unauthorized"],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "Unauthorized" },
   },
   // --- deletion
   {
@@ -429,12 +541,26 @@ describe("secretView", () => {
     metadata: { name: SECRET_NAME, ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: "pods", uid: ownerUid }] },
     data: { token: b64("t"), server: b64("https://s"), "ca.crt": b64("CA") },
   });
+  const whole = (ownerUid: string): V1Secret => ({
+    ...secret(ownerUid),
+    data: buildImportSecretData({ importName: "pods", token: "e30.e30.sig", caPem: CA, namespace: "default", server: "https://s.example" }),
+  });
   it.each([
-    { name: "a Secret the import owns is decoded", secret: secret("uid-1"), want: { name: SECRET_NAME, token: "t", server: "https://s", caPem: "CA" } },
+    { name: "a Secret the import owns is decoded", secret: secret("uid-1"), want: { name: SECRET_NAME, token: "t", server: "https://s", caPem: "CA", intact: false } },
+    {
+      name: "a Secret as the controller writes it is intact",
+      secret: whole("uid-1"),
+      want: { name: SECRET_NAME, token: "e30.e30.sig", server: "https://s.example", caPem: CA, intact: true },
+    },
+    {
+      name: "a Secret with its config edited is not",
+      secret: { ...whole("uid-1"), data: { ...whole("uid-1").data, config: b64("apiVersion: v1") } },
+      want: { name: SECRET_NAME, token: "e30.e30.sig", server: "https://s.example", caPem: CA, intact: false },
+    },
     { name: "someone else's Secret does not count", secret: secret("uid-2"), want: undefined },
     { name: "no Secret", secret: undefined, want: undefined },
   ])("$name", ({ secret, want }) => {
-    expect(secretView(secret, "uid-1")).toEqual(want);
+    expect(secretView(secret, ready())).toEqual(want);
   });
 });
 

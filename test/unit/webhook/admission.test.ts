@@ -223,6 +223,31 @@ describe("review: refusals", () => {
     return result.response.status;
   }
 
+  it("refuses a pod whose ready import's Secret is missing, saying it comes back and to retry", async () => {
+    const lookup: Lookup = { ...LOOKUP, secretExists: (_ns, name) => name !== "cluster2-default-pod-lister-token-x7k2p" };
+    expect(await denied("readme-pod.json", lookup)).toEqual({
+      code: 403,
+      message:
+        'service account import "cluster2-default-pod-lister" is not usable: its Secret "cluster2-default-pod-lister-token-x7k2p" is missing; ' +
+        "the controller restores it within 30 s, retry then (kubectl mcsa check cluster2-default-pod-lister -n default)",
+    });
+  });
+
+  it("admits the pod once every import's Secret exists", async () => {
+    const result = await reviewFixture("readme-pod.json", NATIVE, { ...LOOKUP, secretExists: () => true });
+    expect(result.response.allowed).toBe(true);
+  });
+
+  it("answers 500 with a reason when the Secret cannot be read", async () => {
+    const lookup: Lookup = {
+      ...LOOKUP,
+      secretExists: () => {
+        throw new Error("timed out reading Secret");
+      },
+    };
+    expect(await denied("readme-pod.json", lookup)).toMatchObject({ code: 500, message: expect.stringMatching(/^cannot read Secret .*timed out/) });
+  });
+
   it("names a missing import and its namespace", async () => {
     expect(await denied("missing-import.json")).toEqual({
       code: 403,
