@@ -4,8 +4,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
-import { ApiException, KubeConfig, type User } from "@kubernetes/client-node";
+import { ApiException, KubeConfig } from "@kubernetes/client-node";
 import { load as loadYaml } from "js-yaml";
+import { TokenFileAuthenticator } from "../client/src/index.ts";
 import { redactTokens } from "./redact.ts";
 
 export interface ConnectionFlags {
@@ -144,36 +145,6 @@ export function selectContext(raw: RawKubeconfig, flags: ConnectionFlags): Selec
   return { context: contextName || cluster, cluster, user, ...(context.namespace ? { namespace: context.namespace } : {}) };
 }
 
-/**
- * kubectl's tokenFile (client-node only knows a "token-file" key, so it sends no credentials): the
- * file is read when a request needs it, at most once a minute as client-go does, trimmed; a static
- * token of the same user is the fallback while the file cannot be read. Kept to one function so a
- * shared tokenFile-aware authenticator can replace it.
- */
-export function tokenFileAuthenticator(files: Map<User, { path: string; token?: string }>, now = () => Date.now()) {
-  const cache = new Map<string, { token: string; at: number }>();
-  return {
-    isAuthProvider: (user: User) => files.has(user),
-    async applyAuthentication(user: User, opts: { headers?: Record<string, string> }) {
-      const entry = files.get(user)!;
-      let token = entry.token;
-      const cached = cache.get(entry.path);
-      if (cached && now() - cached.at < 60_000) token = cached.token;
-      else {
-        try {
-          const read = readFileSync(entry.path, "utf8").trim();
-          cache.set(entry.path, { token: read, at: now() });
-          token = read;
-        } catch (error) {
-          if (token === undefined) throw new UserError(`reading the tokenFile of user "${user.name}": ${(error as Error).message}`);
-        }
-      }
-      opts.headers ??= {};
-      if (token) opts.headers.Authorization = `Bearer ${token}`;
-    },
-  };
-}
-
 function toKubeConfig(raw: RawKubeconfig, selection: Selection): KubeConfig {
   const contexts = raw.contexts.filter((c) => c.name !== selection.context);
   // The selected context, with --cluster/--user applied, as the one current context.
@@ -187,15 +158,18 @@ function toKubeConfig(raw: RawKubeconfig, selection: Selection): KubeConfig {
   if (!users.some((u) => u.name === selection.user)) users.push({ name: selection.user, user: {} });
   const kc = new KubeConfig();
   kc.loadFromString(JSON.stringify({ clusters: raw.clusters, users, contexts: [...contexts, chosen], "current-context": selection.context }));
-  const tokenFiles = new Map<User, { path: string; token?: string }>();
+  // kubectl's tokenFile, which client-node ignores (it knows only a "token-file" key, read once):
+  // the app library's authenticator reads the file when a request needs it, again as soon as it is
+  // replaced (a kubelet-rotated projected token) and at least once a minute, as client-go does.
+  const tokenFiles = new TokenFileAuthenticator();
   for (const user of kc.getUsers()) {
     const path = (users.find((u) => u.name === user.name)?.user as { tokenFile?: string } | undefined)?.tokenFile;
     if (!path) continue;
-    tokenFiles.set(user, { path, token: user.token });
-    // The file wins over a static token, as in client-go; the authenticator falls back to it.
+    tokenFiles.register(user.name, path);
+    // The file wins over a static token, as in client-go.
     (user as { token?: string }).token = undefined;
   }
-  if (tokenFiles.size) kc.addAuthenticator(tokenFileAuthenticator(tokenFiles));
+  kc.addAuthenticator(tokenFiles);
   return kc;
 }
 

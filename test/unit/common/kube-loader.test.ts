@@ -3,13 +3,13 @@
 // kubectl supports. Each row is checked against the table, and against the built kubectl itself
 // (`config view --minify`) when it is there.
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { dump } from "js-yaml";
 import { afterAll, describe, expect, it } from "vitest";
 import { UserError } from "../../../common/errors.ts";
-import { type ConnectionFlags, loadKubeConfig, tokenFileAuthenticator } from "../../../common/kube.ts";
+import { type ConnectionFlags, loadKubeConfig } from "../../../common/kube.ts";
 
 const KUBECTL = join(process.env.MCSA_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "kubectl-mcsa"), "bin", "kubernetes-v1.37.2", "kubectl");
 const haveKubectl = existsSync(KUBECTL);
@@ -164,28 +164,23 @@ describe("user auth kinds", () => {
     expect((await headersOf(withUser("token-both", { tokenFile: "sa-token", token: "static" }))).headers?.Authorization).toBe("Bearer from-file");
   });
 
-  it("tokenFile: re-read after a minute, the static token while the file is unreadable, else one clear error", async () => {
+  it("tokenFile: a replaced file is read at once (a rotated projected token), the last good token while it is unreadable, else one clear error", async () => {
     const path = join(dir, "rotating-token");
     writeFileSync(path, "first");
-    let now = 0;
-    const user = { name: "u" } as never;
-    const auth = tokenFileAuthenticator(new Map([[user, { path, token: "static" }]]), () => now);
+    const kc = loadKubeConfig({ kubeconfig: withUser("rotating", { tokenFile: "rotating-token" }) });
     const header = async () => {
       const opts: { headers?: Record<string, string> } = {};
-      await auth.applyAuthentication(user, opts);
+      await kc.applyToHTTPSOptions(opts as never);
       return opts.headers?.Authorization;
     };
     expect(await header()).toBe("Bearer first");
-    writeFileSync(path, "second");
-    now = 30_000;
-    expect(await header()).toBe("Bearer first");
-    now = 61_000;
+    writeFileSync(`${path}.new`, "second");
+    renameSync(`${path}.new`, path);
     expect(await header()).toBe("Bearer second");
     rmSync(path);
-    now = 200_000;
-    expect(await header()).toBe("Bearer static");
-    const none = tokenFileAuthenticator(new Map([[user, { path }]]));
-    await expect(none.applyAuthentication(user, {})).rejects.toThrow(/reading the tokenFile of user/);
+    expect(await header()).toBe("Bearer second");
+    const never = loadKubeConfig({ kubeconfig: withUser("never", { tokenFile: "no-such-token" }) });
+    await expect(never.applyToHTTPSOptions({} as never)).rejects.toThrow(/cannot read the token file .*no-such-token/);
   });
 
   it("client certificate and key files, relative to the kubeconfig", async () => {
