@@ -283,11 +283,11 @@ interface UninstallArgs extends GlobalArgs {
   timeout: string;
 }
 
-async function waitGone(kc: KubeConfig, timeoutMs: number): Promise<boolean> {
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
+/** Whether read() answers NotFound within timeoutMs: the object is gone (finalizers and all). */
+async function waitGone(read: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
   const gone = await poll(
     () =>
-      ext.readCustomResourceDefinition({ name: CRD_NAME }).then(
+      read().then(
         () => false,
         (error: unknown) => {
           if (isNotFound(error)) return true;
@@ -320,7 +320,8 @@ export const uninstall = {
       // Imports go with their CRD; the controller must still run to revoke their tokens and lift its finalizer.
       const crdRef = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: CRD_NAME } };
       if (await remove(api, crdRef)) {
-        if (!(await waitGone(session.kc, timeoutSeconds * 1000))) {
+        const ext = session.kc.makeApiClient(ApiextensionsV1Api);
+        if (!(await waitGone(() => ext.readCustomResourceDefinition({ name: CRD_NAME }), timeoutSeconds * 1000))) {
           throw new UserError(
             `the ServiceAccountImport API is still being deleted after ${args.timeout}: imports still hold the finalizer ${FINALIZER} ` +
               `until the controller revokes their tokens. Is the controller running (kubectl -n ${SYSTEM_NAMESPACE} get deploy ${MANAGER_NAME})? ` +
@@ -340,6 +341,15 @@ export const uninstall = {
           `namespace/${SYSTEM_NAMESPACE} kept: it holds the identities of ${others.length} importing cluster(s) (${others.join(", ")}); kubectl mcsa unbootstrap removes them`,
         );
       } else if (await remove(api, systemNamespace())) {
+        // As kubectl delete waits: a namespace goes only once its pods have stopped on their nodes,
+        // and an install meanwhile would be refused.
+        const core = session.kc.makeApiClient(CoreV1Api);
+        if (!(await waitGone(() => core.readNamespace({ name: SYSTEM_NAMESPACE }), timeoutSeconds * 1000))) {
+          throw new UserError(
+            `namespace/${SYSTEM_NAMESPACE} is still being deleted after ${args.timeout} (its pods have not stopped yet): ` +
+              `see kubectl get pods -n ${SYSTEM_NAMESPACE}, and run uninstall again`,
+          );
+        }
         say(systemNamespace());
       }
     } catch (error) {
