@@ -4,10 +4,10 @@
 // run elsewhere (out of cluster: tests, demos, debugging) and no Deployment or Service is created.
 // kubectl mcsa uninstall removes it all.
 import { readFileSync } from "node:fs";
-import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
+import { ApiextensionsV1Api, AppsV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, VersionApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
 import { CRD_NAME, FINALIZER, GROUP, PLURAL, SYSTEM_NAMESPACE, VERSION } from "../../common/api.ts";
-import { parseDuration } from "../../common/duration.ts";
+import { formatDuration, parseDuration } from "../../common/duration.ts";
 import { UserError, isNotFound } from "../../common/kube.ts";
 import {
   CONTROLLER_SERVICE_ACCOUNT,
@@ -29,6 +29,7 @@ import {
 import { type TlsPlan, planWebhookTls, splitPem, tlsFromSecretData } from "../../common/serving-cert.ts";
 import { applyAll, remove } from "../apply.ts";
 import { printManifests } from "../output.ts";
+import { rolloutState } from "../rollout.ts";
 import { type GlobalArgs, Session } from "../session.ts";
 
 interface Args extends GlobalArgs {
@@ -40,6 +41,8 @@ interface Args extends GlobalArgs {
   "webhook-url"?: string;
   "webhook-ca-file"?: string;
   "log-level"?: string;
+  wait: boolean;
+  timeout: string;
 }
 
 export interface InstallOptions {
@@ -118,6 +121,12 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     })
     .option("webhook-ca-file", { type: "string", describe: "with --webhook-url: PEM CA that signed the webhook's serving certificate" })
     .option("log-level", { type: "string", choices: ["debug", "info", "warn", "error"], describe: "log level of the in-cluster process" })
+    .option("wait", {
+      type: "boolean",
+      default: true,
+      describe: "wait until the in-cluster process is ready before switching its webhook on (--wait=false: apply and return)",
+    })
+    .option("timeout", { type: "string", default: "2m", describe: "with --wait: how long to wait for the in-cluster process to be ready" })
     .option("dry-run", { type: "string", choices: ["client", "none"], describe: "client: print the objects instead of applying them" })
     .option("output", { alias: "o", type: "string", choices: ["yaml", "json"], describe: "output format with --dry-run" })
     .example("$0 install --context cluster1", "install in the cluster of context cluster1")
@@ -188,6 +197,7 @@ function describeTls(plan: TlsPlan): string {
 
 export async function handler(args: Args): Promise<void> {
   const webhook = outOfCluster(args);
+  const timeoutSeconds = parseDuration(args.timeout);
   const common = {
     image: args.image,
     sidecarImage: args["sidecar-image"] ?? args.image,
@@ -210,8 +220,14 @@ export async function handler(args: Args): Promise<void> {
     const matchConditions = await supportsMatchConditions(session.kc);
     if (webhook === undefined) plan = await planWebhookTls(await existingTls(session), webhookDnsNames());
     objects = installObjects({ ...common, webhook, tls: plan?.tls, matchConditions });
-    await applyAll(api, objects);
+    // In cluster, the webhook (failurePolicy Fail) is switched on only once its server is ready.
+    const waitFirst = webhook === undefined && args.wait;
+    await applyAll(api, waitFirst ? objects.slice(0, -1) : objects);
     await waitEstablished(session.kc, 30_000);
+    if (waitFirst) {
+      await waitRolledOut(session, timeoutSeconds);
+      await applyAll(api, objects.slice(-1));
+    }
     if (webhook !== undefined) {
       // A webhook run elsewhere replaces the in-cluster process: two import controllers would compete.
       for (const o of uninstallOrder().slice(0, 2)) if (await remove(api, o)) removed.push(o);
@@ -243,6 +259,33 @@ async function waitEstablished(kc: KubeConfig, timeoutMs: number): Promise<void>
     }
     if (Date.now() > deadline) throw new UserError(`the ServiceAccountImport API does not serve ${timeoutMs / 1000}s after install`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Until the Deployment is ready; a one-line UserError saying why not and what to do otherwise. */
+async function waitRolledOut(session: Session, timeoutSeconds: number): Promise<void> {
+  const apps = session.kc.makeApiClient(AppsV1Api);
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  const tty = process.stderr.isTTY;
+  let last = "";
+  for (;;) {
+    const deployment = await apps.readNamespacedDeployment({ name: MANAGER_NAME, namespace: SYSTEM_NAMESPACE });
+    const selector = Object.entries(deployment.spec?.selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+    const pods = (await session.core.listNamespacedPod({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items;
+    const rollout = rolloutState(deployment, pods);
+    if (rollout.state === "ready") {
+      if (tty && last) process.stderr.write("\n");
+      return;
+    }
+    if (tty && rollout.why !== last) process.stderr.write(`\r\x1b[Kdeployment/${MANAGER_NAME}: ${rollout.why}`);
+    last = rollout.why;
+    const timedOut = Date.now() > deadline;
+    if (rollout.state === "failed" || timedOut) {
+      if (tty) process.stderr.write("\n");
+      const when = rollout.state === "failed" ? "cannot become ready" : `is not ready after ${formatDuration(timeoutSeconds)}`;
+      throw new UserError(`the in-cluster process (deployment/${MANAGER_NAME} in namespace ${SYSTEM_NAMESPACE}) ${when}: ${rollout.why}; ${rollout.hint}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
