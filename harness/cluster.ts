@@ -1,12 +1,14 @@
 // One local cluster: a real etcd and a real kube-apiserver on free loopback ports, with a
-// per-cluster CA, an admin client certificate in system:masters, and TokenRequest enabled.
-import { mkdirSync, writeFileSync } from "node:fs";
+// per-cluster CA, an admin client certificate in system:masters, and TokenRequest enabled; and,
+// for one cluster of the machine, a real node (containerd + kubelet) and kube-scheduler.
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { createCA, createSigningKey, issue } from "../common/pki.ts";
 import type { Binaries } from "./binaries.ts";
 import { kubeconfigFor } from "./kubeconfig.ts";
+import { type NodeInfo, type NodeOptions, startNode, stopNode } from "./node.ts";
 import { freePort, isRunning, logTail, processesUsing, startDetached, stopProcess } from "./processes.ts";
 
 export interface ClusterInfo {
@@ -21,8 +23,12 @@ export interface ClusterInfo {
   adminKeyPem: string;
   etcd: ServerProcess;
   apiserver: ServerProcess;
-  /** Runs only the garbage collector and the namespace controller: what imports rely on. */
+  /** Runs the controllers that imports, Deployments, nodes and service accounts need (CONTROLLERS). */
   controllerManager: ServerProcess;
+  /** Only with a node. */
+  scheduler?: ServerProcess;
+  /** A real node registered to this cluster (kubelet + containerd), if it has one. */
+  node?: NodeInfo;
   /**
    * The API server's audit log (JSON lines, Metadata level): a witness of what reached the server,
    * as whom, with which credential (user.extra["authentication.kubernetes.io/credential-id"]).
@@ -39,7 +45,38 @@ export interface ServerProcess {
 
 const READY_TIMEOUT_MS = 120_000;
 
-export async function startCluster(name: string, clusterDir: string, binaries: Binaries): Promise<ClusterInfo> {
+/**
+ * What kube-controller-manager runs: the garbage collector and namespace controller (imports rely
+ * on them), what Deployments need, node lifecycle (lifts the not-ready taint), the "default"
+ * service account and kube-root-ca.crt of every namespace (projected tokens), Service endpoints
+ * (the API server reaches webhook Services through them) and the pod garbage collector.
+ */
+export const CONTROLLERS = [
+  "garbage-collector-controller",
+  "namespace-controller",
+  "deployment-controller",
+  "replicaset-controller",
+  "node-lifecycle-controller",
+  "serviceaccount-controller",
+  "root-ca-certificate-publisher-controller",
+  "endpoints-controller",
+  "endpointslice-controller",
+  "endpointslice-mirroring-controller",
+  "pod-garbage-collector-controller",
+];
+
+/** The API server's client identity towards kubelets; bound to system:kubelet-api-admin. */
+const KUBELET_CLIENT = "kube-apiserver-kubelet-client";
+
+export const nodeNameOf = (cluster: string) => `${cluster}-node`;
+
+export interface StartOptions {
+  /** Give this cluster a real node (one per machine). */
+  node?: NodeOptions;
+  log?: (line: string) => void;
+}
+
+export async function startCluster(name: string, clusterDir: string, binaries: Binaries, options: StartOptions = {}): Promise<ClusterInfo> {
   const pki = join(clusterDir, "pki");
   mkdirSync(pki, { recursive: true, mode: 0o700 });
   const [etcdClientPort, etcdPeerPort, apiserverPort, kcmPort] = await Promise.all([
@@ -58,6 +95,7 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
   });
   const admin = await issue(ca, { commonName: "admin", organizations: ["system:masters"], usage: "client" });
+  const kubeletClient = await issue(ca, { commonName: KUBELET_CLIENT, usage: "client" });
   const signing = await createSigningKey();
   const file = (fileName: string, content: string) => {
     const path = join(pki, fileName);
@@ -69,6 +107,8 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
   const servingKey = file("apiserver.key", serving.key);
   const saKey = file("sa.key", signing.privateKey);
   const saPub = file("sa.pub", signing.publicKey);
+  const kubeletClientCert = file("apiserver-kubelet-client.crt", kubeletClient.cert);
+  const kubeletClientKey = file("apiserver-kubelet-client.key", kubeletClient.key);
   const auditLog = join(clusterDir, "audit.log");
   const auditPolicy = join(clusterDir, "audit-policy.yaml");
   writeFileSync(
@@ -97,7 +137,14 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     `--tls-cert-file=${servingCert}`,
     `--tls-private-key-file=${servingKey}`,
     `--client-ca-file=${caFile}`,
-    "--authorization-mode=RBAC",
+    // As a real cluster: kubelets are authorised by the Node authorizer and NodeRestriction.
+    "--authorization-mode=Node,RBAC",
+    `--kubelet-client-certificate=${kubeletClientCert}`,
+    `--kubelet-client-key=${kubeletClientKey}`,
+    `--kubelet-certificate-authority=${caFile}`,
+    "--kubelet-preferred-address-types=InternalIP",
+    // No kube-proxy: the API server reaches webhook and aggregated Services through their endpoints.
+    "--enable-aggregator-routing=true",
     "--service-cluster-ip-range=10.0.0.0/24",
     "--allow-privileged=true",
     `--service-account-issuer=${server}`,
@@ -106,7 +153,7 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     // No controller-manager runs, so nothing creates each namespace's "default" service account
     // that this plugin would demand of every pod (controller-runtime's envtest does the same).
     "--disable-admission-plugins=ServiceAccount",
-    "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+    "--enable-admission-plugins=NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
     "--profiling=false",
     `--audit-policy-file=${auditPolicy}`,
     `--audit-log-path=${auditLog}`,
@@ -123,7 +170,10 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     `--kubeconfig=${adminKubeconfig}`,
     `--authentication-kubeconfig=${adminKubeconfig}`,
     `--authorization-kubeconfig=${adminKubeconfig}`,
-    "--controllers=garbagecollector,namespace",
+    `--controllers=${CONTROLLERS.join(",")}`,
+    `--root-ca-file=${caFile}`,
+    // Lifts the new node's not-ready taint within a second of it being Ready (default 5 s).
+    "--node-monitor-period=1s",
     "--leader-elect=false",
     "--bind-address=127.0.0.1",
     `--secure-port=${kcmPort}`,
@@ -154,8 +204,10 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     info.apiserver.pid = startDetached(binaries.kubeApiserver, apiserverArgs, apiserverLog);
     await waitReady(info);
     await allowIssuerDiscovery(info);
+    await allowKubeletAccess(info);
     const kcm = info.controllerManager;
     kcm.pid = startDetached(kcm.binary, kcm.args, kcm.log);
+    if (options.node) await startClusterNode(info, binaries, ca, options.node, options.log ?? (() => {}));
   } catch (error) {
     await stopCluster(info);
     throw error;
@@ -163,7 +215,64 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
   return info;
 }
 
+/** The scheduler and a node for the cluster: each with its own client certificate and kubeconfig. */
+async function startClusterNode(
+  info: ClusterInfo,
+  binaries: Binaries,
+  ca: Awaited<ReturnType<typeof createCA>>,
+  options: NodeOptions,
+  log: (line: string) => void,
+): Promise<void> {
+  const nodeName = nodeNameOf(info.name);
+  const nodeDir = join(info.dir, "node");
+  mkdirSync(nodeDir, { recursive: true, mode: 0o700 });
+  const kubeconfigAs = async (fileName: string, commonName: string, organizations: string[] = []) => {
+    const cert = await issue(ca, { commonName, organizations, usage: "client" });
+    const path = join(info.dir, "pki", fileName);
+    writeFileSync(path, kubeconfigFor([{ name: info.name, server: info.server, caPem: ca.cert, adminCertPem: cert.cert, adminKeyPem: cert.key }]), { mode: 0o600 });
+    return path;
+  };
+  const schedulerKubeconfig = await kubeconfigAs("scheduler.kubeconfig", "system:kube-scheduler");
+  const schedulerPort = await freePort();
+  const schedulerArgs = [
+    `--kubeconfig=${schedulerKubeconfig}`,
+    `--authentication-kubeconfig=${schedulerKubeconfig}`,
+    `--authorization-kubeconfig=${schedulerKubeconfig}`,
+    "--leader-elect=false",
+    "--bind-address=127.0.0.1",
+    `--secure-port=${schedulerPort}`,
+    "--v=1",
+  ];
+  const schedulerLog = join(info.dir, "kube-scheduler.log");
+  info.scheduler = { pid: startDetached(binaries.kubeScheduler, schedulerArgs, schedulerLog), binary: binaries.kubeScheduler, args: schedulerArgs, log: schedulerLog };
+
+  const nodeKubeconfig = await kubeconfigAs("node.kubeconfig", `system:node:${nodeName}`, ["system:nodes"]);
+  const serving = await issue(ca, { commonName: `system:node:${nodeName}`, usage: "server", ipAddresses: ["127.0.0.1"], dnsNames: [nodeName, "localhost"] });
+  const node = await startNode({
+    name: nodeName,
+    dir: nodeDir,
+    kubeconfig: nodeKubeconfig,
+    credentials: { caFile: join(info.dir, "pki", "ca.crt"), servingCert: serving.cert, servingKey: serving.key },
+    kubeletBinary: binaries.kubelet,
+    options,
+    log,
+    nodeStatus: async () => {
+      const res = await adminRequest(info, "GET", `/api/v1/nodes/${nodeName}`);
+      if (res.status !== 200) return undefined;
+      const n = JSON.parse(res.body) as { spec?: { taints?: { key: string }[] }; status?: { conditions?: { type: string; status: string }[] } };
+      return {
+        ready: n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+        tainted: n.spec?.taints?.some((t) => t.key.startsWith("node.kubernetes.io/")) ?? false,
+      };
+    },
+  });
+  info.node = node;
+}
+
 export async function stopCluster(info: ClusterInfo): Promise<void> {
+  const nodeDir = join(info.dir, "node");
+  if (info.node || existsSync(nodeDir)) await stopNode(nodeDir, info.scheduler ? [info.scheduler] : []);
+  else if (info.scheduler) await stopProcess(info.scheduler.pid, info.scheduler.binary);
   await stopProcess(info.controllerManager.pid, info.controllerManager.binary);
   await stopProcess(info.apiserver.pid, info.apiserver.binary);
   await stopProcess(info.etcd.pid, info.etcd.binary);
@@ -238,6 +347,20 @@ async function waitReady(info: ClusterInfo): Promise<void> {
   throw new Error(
     `${info.name}: kube-apiserver not ready after ${READY_TIMEOUT_MS / 1000}s (${last}); last lines of ${info.apiserver.log}:\n${logTail(info.apiserver.log)}`,
   );
+}
+
+/** Lets the API server, as KUBELET_CLIENT, use kubelets' APIs: logs, exec, port-forward (as kubeadm does). */
+async function allowKubeletAccess(info: ClusterInfo): Promise<void> {
+  const res = await adminRequest(info, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: "kube-apiserver-kubelet-api-admin" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:kubelet-api-admin" },
+    subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: KUBELET_CLIENT }],
+  });
+  if (res.status !== 201 && res.status !== 409) {
+    throw new Error(`${info.name}: could not let the API server reach kubelets (${res.status}): ${res.body}`);
+  }
 }
 
 /**

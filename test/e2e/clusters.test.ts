@@ -1,8 +1,12 @@
 // The local clusters are real, independent Kubernetes API servers.
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { describe, expect, inject, it } from "vitest";
+import { leftovers } from "../../harness/clusters.ts";
 import { adminConfig, cluster, createPodReader, kubectl, statusOf, tokenConfig, uniqueName } from "../../harness/kube.ts";
-import { eventually } from "../../harness/run.ts";
+import { eventually, runNode } from "../../harness/run.ts";
 
 const state = inject("clusters");
 
@@ -81,4 +85,24 @@ describe("local clusters", () => {
     });
     expect(status).toBe(200);
   });
+
+  it("start API-only with `up --no-node` next to the run's node, and `down` leaves nothing of them", async () => {
+    const dir = join(tmpdir(), uniqueName("mcsa-no-node"));
+    try {
+      const upped = await runNode("harness/cli.ts", ["up", "--no-node", "--count", "1", "--dir", dir], { timeoutMs: 120_000 });
+      expect(upped.stderr).toBe("");
+      expect(upped.code).toBe(0);
+      expect(upped.stdout).toMatch(/^started 1 clusters in [\d.]+s:\n {2}cluster1 {2}https:\/\/127\.0\.0\.1:\d+\n/);
+      expect(upped.stdout).not.toContain("node");
+      const status = await runNode("harness/cli.ts", ["status", "--dir", dir]);
+      expect(status).toMatchObject({ code: 0 });
+      expect(status.stdout).toMatch(/^running: cluster1 https:\/\/127\.0\.0\.1:\d+\n/);
+    } finally {
+      const downed = await runNode("harness/cli.ts", ["down", "--dir", dir], { timeoutMs: 60_000 });
+      expect(downed).toMatchObject({ code: 0, stdout: `stopped the clusters and removed ${dir}\n` });
+    }
+    expect(existsSync(dir)).toBe(false);
+    expect(leftovers(dir)).toEqual([]);
+    expect(await runNode("harness/cli.ts", ["leftovers", "--dir", dir])).toMatchObject({ code: 0, stdout: "nothing left\n" });
+  }, 150_000);
 });
