@@ -52,17 +52,11 @@ export function loadProjectImages(state: ClustersState, log: (line: string) => v
   return images;
 }
 
-/**
- * A cluster's API server URL as pods on the node reach it: the node's bridge gateway (the host, seen
- * from the pod network) on the server's port. The node's pods cannot reach the host's loopback.
- */
+/** A cluster's API server URL as pods on the run's node reach it (the harness gives it when a node runs). */
 export function serverForPods(state: ClustersState, clusterName: string): string {
   const target = state.clusters.find((c) => c.name === clusterName);
-  const node = state.clusters.find((c) => c.node)?.node;
-  if (!target || !node) throw new Error(`no cluster ${clusterName}, or no node, in the clusters of ${state.dir}`);
-  const [network] = node.podCidr.split("/");
-  const gateway = network!.replace(/\.0$/, ".1");
-  return `https://${gateway}:${new URL(target.server).port}`;
+  if (!target?.podServer) throw new Error(`cluster ${clusterName} of ${state.dir} is not reachable from pods: start the clusters with a node`);
+  return target.podServer;
 }
 
 /** Where an import's files are inside the app container. */
