@@ -3,7 +3,7 @@ import tseslint from "typescript-eslint";
 
 // Dependencies point one way (docs/architecture.md): shared code, then the parts, then the entry
 // points, then the tools that drive them. Each folder lists the folders it may never import.
-const TOP_FOLDERS = ["common", "controller", "webhook", "sidecar", "client", "manager", "plugin", "harness", "scripts", "bench", "test"];
+const TOP_FOLDERS = ["common", "controller", "webhook", "sidecar", "client", "manager", "plugin", "harness", "scripts", "images", "bench", "test"];
 const MAY_IMPORT = {
   common: ["common", "client"],
   client: ["client"],
@@ -14,6 +14,7 @@ const MAY_IMPORT = {
   plugin: ["common", "client", "plugin"],
   harness: ["common", "client", "harness"],
   scripts: ["common", "client", "controller", "webhook", "sidecar", "manager", "plugin", "harness", "scripts"],
+  images: ["common", "client", "harness", "scripts", "images"],
   bench: ["common", "client", "controller", "webhook", "sidecar", "manager", "plugin", "harness", "scripts", "bench"],
 };
 

@@ -171,6 +171,11 @@ function noticesFor(metafiles: esbuild.Metafile[]): string {
   return parts.join("\n");
 }
 
+/** The bundles' notices followed by Node's license: for artifacts that ship the Node binary too. */
+export function noticesWithNode(bundleNotices: string, nodeLicense: string): Buffer {
+  return Buffer.from(`${bundleNotices}\n${"=".repeat(80)}\nNode.js v${nodeVersion()}\n${"=".repeat(80)}\n${nodeLicense}`);
+}
+
 export async function bundle(outDir = DIST): Promise<Bundles> {
   mkdirSync(outDir, { recursive: true });
   const out = {
@@ -297,21 +302,30 @@ export interface ArchiveEntry {
   name: string;
   data: Buffer;
   mode: number;
+  /** A regular file unless given (tar only: zip archives hold files). */
+  type?: "file" | "directory" | "symlink";
+  /** A symlink's target. */
+  linkname?: string;
 }
+
+const TAR_TYPEFLAG = { file: "0", symlink: "2", directory: "5" } as const;
 
 function tarHeader(entry: ArchiveEntry): Buffer {
   const header = Buffer.alloc(512);
   const put = (value: string, offset: number, length: number) => header.write(value, offset, length, "ascii");
   const octal = (value: number, length: number) => value.toString(8).padStart(length - 1, "0") + "\0";
+  const type = entry.type ?? "file";
   if (Buffer.byteLength(entry.name) > 100) throw new Error(`tar entry name too long: ${entry.name}`);
+  if (Buffer.byteLength(entry.linkname ?? "") > 100) throw new Error(`tar link target too long: ${entry.linkname}`);
   put(entry.name, 0, 100);
   put(octal(entry.mode, 8), 100, 8);
   put(octal(0, 8), 108, 8); // uid
   put(octal(0, 8), 116, 8); // gid
-  put(octal(entry.data.length, 12), 124, 12);
+  put(octal(type === "file" ? entry.data.length : 0, 12), 124, 12);
   put(octal(0, 12), 136, 12); // mtime
   put("        ", 148, 8); // checksum, computed over the header with this field as spaces
-  put("0", 156, 1); // regular file
+  put(TAR_TYPEFLAG[type], 156, 1);
+  put(entry.linkname ?? "", 157, 100);
   put("ustar\0", 257, 6);
   put("00", 263, 2);
   put("root", 265, 32);
@@ -322,16 +336,26 @@ function tarHeader(entry: ArchiveEntry): Buffer {
   return header;
 }
 
-/** A gzipped ustar archive of the entries. */
-export function tarGz(entries: ArchiveEntry[]): Buffer {
+/**
+ * An uncompressed ustar archive of the entries, in order, as the blocks to write one after the
+ * other (large files stay the Buffers they are, not copied into one).
+ */
+export function tarBlocks(entries: ArchiveEntry[]): Buffer[] {
   const blocks: Buffer[] = [];
   for (const entry of entries) {
-    blocks.push(tarHeader(entry), entry.data);
+    blocks.push(tarHeader(entry));
+    if ((entry.type ?? "file") !== "file") continue;
+    blocks.push(entry.data);
     const pad = (512 - (entry.data.length % 512)) % 512;
     if (pad) blocks.push(Buffer.alloc(pad));
   }
   blocks.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(blocks), { level: 9 });
+  return blocks;
+}
+
+/** A gzipped ustar archive of the entries. */
+export function tarGz(entries: ArchiveEntry[]): Buffer {
+  return gzipSync(Buffer.concat(tarBlocks(entries)), { level: 9 });
 }
 
 /** A zip archive of the entries, deflated, dated 1980-01-01, with Unix modes. */
@@ -448,7 +472,7 @@ export async function packageAll(options: PackageOptions = {}): Promise<PackageR
   log(`bundled ${relative(ROOT, bundles.plugin)}, ${relative(ROOT, bundles.manager)}, ${relative(ROOT, bundles.sidecar)}`);
   const license = readFileSync(join(ROOT, "LICENSE"));
   const nodeLicense = readFileSync(join(dirname(await ensureNode(PLATFORMS[0]!, log)), "LICENSE"), "utf8");
-  const notices = Buffer.from(`${readFileSync(bundles.notices, "utf8")}\n${"=".repeat(80)}\nNode.js v${nodeVersion()}\n${"=".repeat(80)}\n${nodeLicense}`);
+  const notices = noticesWithNode(readFileSync(bundles.notices, "utf8"), nodeLicense);
   // Previous sums stay for platforms not rebuilt this time, as long as their archives are there.
   const sumsFile = join(outDir, "SHA256SUMS");
   const sums = existsSync(sumsFile) ? parseSums(readFileSync(sumsFile, "utf8")) : new Map<string, string>();

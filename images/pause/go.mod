@@ -1,0 +1,3 @@
+module kubectl-mcsa/images/pause
+
+go 1.26
