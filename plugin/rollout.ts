@@ -59,6 +59,16 @@ function podProblem(pod: V1Pod, logsHint: string): { why: string; hint: string; 
   if (status.phase === "Pending") return { why: `${name} is starting (${status.phase})`, hint: RETRY, hopeless: false };
   const ready = conditions.find((c) => c.type === "Ready");
   if (ready?.status !== "True") {
+    // Between two crashes a container runs for a moment: say that it keeps restarting.
+    const restarted = (status.containerStatuses ?? []).find((c) => c.restartCount > 0 && c.lastState?.terminated);
+    if (restarted) {
+      const last = restarted.lastState!.terminated!;
+      return {
+        why: `${name}: container ${restarted.name} restarted ${restarted.restartCount} times (last exit code ${last.exitCode}${last.reason ? `, ${last.reason}` : ""})`,
+        hint: `see why in ${logsHint} --previous, ${RETRY}`,
+        hopeless: false,
+      };
+    }
     return { why: `${name} runs but is not ready (its readiness probe fails)`, hint: `see why in ${logsHint}, ${RETRY}`, hopeless: false };
   }
   return undefined;

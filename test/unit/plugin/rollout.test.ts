@@ -100,6 +100,22 @@ describe("rolloutState", () => {
       why: /runs but is not ready/,
     },
     {
+      name: "running for a moment between two crashes: says it keeps restarting",
+      deployment: deployment(creating),
+      pods: [
+        pod({
+          phase: "Running",
+          conditions: [{ type: "Ready", status: "False" }],
+          containerStatuses: [
+            { name: "manager", image: IMAGE, imageID: "", ready: false, restartCount: 3, state: { running: {} }, lastState: { terminated: { exitCode: 1, reason: "Error" } } },
+          ],
+        }),
+      ],
+      state: "waiting",
+      why: /container manager restarted 3 times \(last exit code 1, Error\)/,
+      hint: /logs deployment\/mcsa-manager --previous/,
+    },
+    {
       name: "still creating its container: plain waiting",
       deployment: deployment(creating),
       pods: [waitingIn("ContainerCreating")],
