@@ -263,12 +263,15 @@ async function startClusterNode(
   info.scheduler = { pid: startDetached(binaries.kubeScheduler, schedulerArgs, schedulerLog), binary: binaries.kubeScheduler, args: schedulerArgs, log: schedulerLog };
 
   const nodeKubeconfig = await kubeconfigAs("node.kubeconfig", `system:node:${nodeName}`, ["system:nodes"]);
-  const serving = await issue(ca, { commonName: `system:node:${nodeName}`, usage: "server", ipAddresses: ["127.0.0.1"], dnsNames: [nodeName, "localhost"] });
   const node = await startNode({
     name: nodeName,
     dir: nodeDir,
     kubeconfig: nodeKubeconfig,
-    credentials: { caFile: join(info.dir, "pki", "ca.crt"), servingCert: serving.cert, servingKey: serving.key },
+    credentials: {
+      caFile: join(info.dir, "pki", "ca.crt"),
+      // For the node's InternalIP (startNode finds it), so that the API server can verify the kubelet.
+      servingFor: (address) => issue(ca, { commonName: `system:node:${nodeName}`, usage: "server", ipAddresses: [address], dnsNames: [nodeName] }),
+    },
     kubeletBinary: binaries.kubelet,
     options,
     log,

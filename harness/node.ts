@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { networkInterfaces } from "node:os";
 import { join, resolve } from "node:path";
 import { cacheDir } from "./binaries.ts";
 import type { ServerProcess } from "./cluster.ts";
@@ -45,10 +46,12 @@ export const TOUCHED_SYSCTLS = [
 ];
 
 /** Machine paths the kubelet, containerd's shims and the CNI plugins create outside the node's directory. */
-export const MACHINE_PATHS = ["/var/lib/cni", "/var/log/containers", "/var/log/pods", "/var/lib/kubelet", "/run/containerd", "/run/netns", "/opt/containerd", "/var/lib/containerd"];
+export const MACHINE_PATHS = ["/var/lib/cni", "/var/log/containers", "/var/log/pods", "/var/lib/kubelet", "/run/containerd", "/run/netns"];
 
 export interface NodeInfo {
   name: string;
+  /** The node's InternalIP, where its kubelet listens: the machine's own address (a kubelet refuses loopback). */
+  address: string;
   dir: string;
   containerdSocket: string;
   sandboxImage: string;
@@ -110,13 +113,28 @@ export function checkNodeCanStart(): void {
 export interface NodeCredentials {
   /** The cluster CA: kubelet clients (the API server) must present a certificate it issued. */
   caFile: string;
-  /** The kubelet's serving certificate for 127.0.0.1, issued by the cluster CA. */
-  servingCert: string;
-  servingKey: string;
+  /** Issues the kubelet's serving certificate (PEM cert and key) for the node's address, from the cluster CA. */
+  servingFor: (address: string) => Promise<{ cert: string; key: string }>;
+}
+
+/**
+ * The machine's address towards its default route (else its first non-loopback IPv4): the kubelet
+ * refuses a loopback node IP, and the API server reaches the kubelet at the node's InternalIP.
+ */
+export function machineAddress(): string {
+  const route = spawnSync("ip", ["-o", "-4", "route", "get", "192.0.2.255"], { encoding: "utf8" }).stdout ?? "";
+  const src = / src (\d+\.\d+\.\d+\.\d+)/.exec(route)?.[1];
+  if (src && !src.startsWith("127.")) return src;
+  const any = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === "IPv4" && !a.internal);
+  if (!any) throw new NodeUnavailable("a node needs a non-loopback IPv4 address for its kubelet (the kubelet refuses 127.0.0.1); start the clusters without one: `npm run clusters -- up --no-node`");
+  return any.address;
 }
 
 /** The kubelet's configuration file (KubeletConfiguration v1beta1), as YAML-compatible JSON. */
 export function kubeletConfiguration(p: {
+  address: string;
   socket: string;
   port: number;
   healthzPort: number;
@@ -134,7 +152,7 @@ export function kubeletConfiguration(p: {
     failSwapOn: false,
     containerRuntimeEndpoint: `unix://${p.socket}`,
     imageServiceEndpoint: `unix://${p.socket}`,
-    address: "127.0.0.1",
+    address: p.address,
     port: p.port,
     readOnlyPort: 0,
     healthzBindAddress: "127.0.0.1",
@@ -288,13 +306,15 @@ export async function startNode(p: {
     writeFileSync(path, content, { mode: 0o600 });
     return path;
   };
-  const servingCert = file("kubelet.crt", p.credentials.servingCert);
-  const servingKey = file("kubelet.key", p.credentials.servingKey);
+  const address = machineAddress();
+  const serving = await p.credentials.servingFor(address);
+  const servingCert = file("kubelet.crt", serving.cert);
+  const servingKey = file("kubelet.key", serving.key);
   const [port, healthzPort] = await Promise.all([freePort(), freePort()]);
   const kubeletConfigFile = join(dir, "kubelet-config.json");
   writeFileSync(
     kubeletConfigFile,
-    kubeletConfiguration({ socket, port, healthzPort, caFile: p.credentials.caFile, servingCert, servingKey, podLogsDir }),
+    kubeletConfiguration({ address, socket, port, healthzPort, caFile: p.credentials.caFile, servingCert, servingKey, podLogsDir }),
   );
 
   const containerdArgs = ["--config", containerdConfigFile, "--log-level", "warn"];
@@ -304,11 +324,12 @@ export async function startNode(p: {
     `--root-dir=${join(dir, "kubelet")}`,
     `--cert-dir=${pki}`,
     `--hostname-override=${p.name}`,
-    "--node-ip=127.0.0.1",
+    `--node-ip=${address}`,
     "--v=1",
   ];
   const info: NodeInfo = {
     name: p.name,
+    address,
     dir,
     containerdSocket: socket,
     sandboxImage,

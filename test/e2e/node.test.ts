@@ -2,7 +2,7 @@
 // real cluster's does (logs, exec, port-forward through the kubelet; Services through endpoints).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { type Server, createServer } from "node:https";
 import { networkInterfaces, tmpdir } from "node:os";
@@ -121,7 +121,7 @@ describe.skipIf(!node)("cluster1's node", () => {
     expect(n.spec?.taints ?? []).toEqual([]);
     expect(n.status?.nodeInfo?.kubeletVersion).toBe(state.binaries.kubernetesVersion);
     expect(n.status?.nodeInfo?.containerRuntimeVersion).toMatch(/^containerd:\/\//);
-    expect(n.status?.addresses).toContainEqual({ type: "InternalIP", address: "127.0.0.1" });
+    expect(n.status?.addresses).toContainEqual({ type: "InternalIP", address: node!.address });
     expect(loadedImages(state)).toEqual(expect.arrayContaining([BUSYBOX, PAUSE]));
     console.log(`[node] ${node!.name} Ready ${node!.readySeconds.toFixed(1)}s after its kubelet started`);
   });
@@ -138,6 +138,8 @@ describe.skipIf(!node)("cluster1's node", () => {
         body: {
           metadata: { name: pod, labels: { app: "web" } },
           spec: {
+            // Set by hand: the harness runs without the ServiceAccount admission plugin.
+            serviceAccountName: "default",
             terminationGracePeriodSeconds: 1,
             containers: [
               {
@@ -224,7 +226,8 @@ describe.skipIf(!node)("cluster1's node", () => {
       expect(body).toBe("hello-from-pod\n");
     });
 
-    it("deleting it stops its containers and removes its volumes, cgroups and logs", async () => {
+    // (Its log directory goes with the kubelet's container garbage collection, once a minute; down removes it.)
+    it("deleting it stops its containers and removes its volume mounts and cgroups", async () => {
       const uid = created.metadata!.uid!;
       await core.deleteNamespacedPod({ name: pod, namespace, gracePeriodSeconds: 1 });
       await eventually("the pod to be gone", async () => (await statusOf(core.readNamespacedPod({ name: pod, namespace }))) === 404 || undefined, 30_000);
@@ -232,8 +235,6 @@ describe.skipIf(!node)("cluster1's node", () => {
       expect(mounts).not.toContain(uid);
       const podCgroup = `/sys/fs/cgroup/pids/kubepods/besteffort/pod${uid}`;
       await eventually(`${podCgroup} to be removed`, async () => !existsSync(podCgroup) || undefined, 20_000);
-      const podLogs = join(node!.dir, "pod-logs");
-      expect(readdirSync(podLogs).filter((d) => d.includes(uid))).toEqual([]);
     });
   });
 
