@@ -155,16 +155,19 @@ async function realPodsDemo(values: Flags): Promise<void> {
     step("Run the original README's annotated pod in cluster1: the webhook injects the sidecar, the app lists cluster2's pods");
     k1("label", "namespace", "default", `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`, "--overwrite");
     const podFile = join(work, "multicluster-client.yaml");
-    const podYaml = dumpYaml(clientPod({ name: "multicluster-client", importName: IMPORT, image: KUBECTL_IMAGE, script: listingScript(IMPORT) }));
+    const podYaml = dumpYaml(clientPod({ name: "multicluster-client", importName: IMPORT, image: KUBECTL_IMAGE, script: listingScript(IMPORT) }), { lineWidth: -1 });
     writeFileSync(podFile, podYaml);
     console.log(`  ${podFile}:\n${podYaml.trimEnd().replace(/^/gm, "    ")}`);
     const created = Date.now();
     k1("apply", "-f", podFile);
     const core1 = contextConfig(state.kubeconfig, "cluster1").makeApiClient(CoreV1Api);
-    await waitForPod(core1, "default", "multicluster-client", "the app to complete", (p) => {
-      if (p.status?.phase === "Failed") throw new Error(`the app failed: ${describePod(p)}; see kubectl logs multicluster-client -c multicluster-client`);
-      return p.status?.phase === "Succeeded" ? p : undefined;
-    }, 180_000);
+    const finished = await waitForPod(core1, "default", "multicluster-client", "the app to complete", (p) =>
+      p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p : undefined,
+    180_000);
+    if (finished.status?.phase === "Failed") {
+      k1("logs", "multicluster-client", "-c", "multicluster-client");
+      throw new Error(`the app failed: ${describePod(finished)} (its logs are above)`);
+    }
     console.log(`  created → Succeeded in ${((Date.now() - created) / 1000).toFixed(1)}s`);
     k1(
       "get", "pod", "multicluster-client", "-o",

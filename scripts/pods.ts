@@ -100,8 +100,8 @@ export function listingScript(importName: string, namespace = "default"): string
     `echo '$ kubectl get pods -n ${namespace}'`,
     `kubectl get pods -n ${namespace}`,
     `echo '$ wget -qO- $${url}/api/v1/namespaces/${namespace}/pods   (the pods\u2019 names)'`,
-    // Each item's metadata starts with its name in the API server's JSON.
-    `wget -qO- "$${url}/api/v1/namespaces/${namespace}/pods" | grep -o '"metadata":{"name":"[^"]*"' | sed 's/.*"name":"//; s/"$//'`,
+    // Each item's metadata starts with its name in the API server's JSON (pretty-printed for wget: squeeze it).
+    `wget -qO- "$${url}/api/v1/namespaces/${namespace}/pods" | tr -d ' \\n' | grep -o '"metadata":{"name":"[^"]*"' | sed 's/.*"name":"//; s/"$//'`,
   ].join("\n");
 }
 
