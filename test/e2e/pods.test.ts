@@ -133,14 +133,14 @@ describe.skipIf(!withNode)("in real pods (cluster1's node)", () => {
     it("a rotate reaches the running container's token file, and the app keeps working", async () => {
       const before = await secretToken();
       expect(await tokenInPod()).toBe(sha256(before));
+      const rotatedAt = Date.now();
       const rotated = await mcsa("rotate", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "30s");
       expect(rotated.code, rotated.stderr).toBe(0);
       const after = await secretToken();
       expect(after).not.toBe(before);
-      const rotatedAt = Date.now();
       // The kubelet refreshes Secret volumes on its sync (10 s on the harness's node), then the sidecar rewrites the file.
       await eventually("the new token in the app container's file", async () => ((await tokenInPod()) === sha256(after) ? true : undefined), 60_000, 500);
-      console.error(`[pods] rotate → new token in the app container after ${((Date.now() - rotatedAt) / 1000).toFixed(1)}s`);
+      console.error(`[pods] rotate command started → new token in the app container after ${((Date.now() - rotatedAt) / 1000).toFixed(1)}s`);
       const seen = (await logLines()).length;
       await eventually("two more calls after the rotation", async () => ((await logLines()).length >= seen + 2 ? true : undefined), 15_000, 500);
       const lines = await logLines();
