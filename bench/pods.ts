@@ -89,7 +89,7 @@ try {
     await core2.createNamespacedPod({ namespace: "default", body: { metadata: { name: `nginx-${i}` }, spec: { containers: [{ name: "nginx", image: "nginx" }] } } });
   }
   await core1.createNamespace({ body: { metadata: { name: NAMESPACE, labels: { [NAMESPACE_LABEL]: NAMESPACE_LABEL_VALUE } } } });
-  plugin("import", IMPORT, "--context", "cluster1", "-n", NAMESPACE, "--cluster", "cluster2", "--remote-namespace", "default", "--service-account", "pod-lister", "--wait");
+  plugin("import", IMPORT, "--context", "cluster1", "-n", NAMESPACE, "--cluster", "cluster2", "--remote-namespace", "default", "--service-account", "pod-lister", "--remote-context", "cluster2", "--wait");
 
   // 1. Pod start, with and without the sidecar, interleaved.
   const sleeper = (name: string, withSidecar: boolean): V1Pod => {
