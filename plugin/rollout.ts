@@ -92,13 +92,14 @@ export function rolloutState(deployment: V1Deployment, pods: V1Pod[]): Rollout {
     const total = status.replicas ?? 0;
     if (updated >= wanted && total <= updated && available >= updated) return { state: "ready" };
   }
-  // The newest pods first: their trouble is the current one.
-  const newestFirst = [...pods].sort((a, b) => String(b.metadata?.creationTimestamp ?? "").localeCompare(String(a.metadata?.creationTimestamp ?? "")));
-  const problems = newestFirst.filter((p) => !p.metadata?.deletionTimestamp).map((p) => podProblem(p, logsHint)).filter((p) => p !== undefined);
-  const hopeless = problems.find((p) => p.hopeless);
-  if (hopeless) return { state: "failed", why: hopeless.why, hint: hopeless.hint };
+  // The newest pod's trouble is the current one; an older pod belongs to a revision being replaced
+  // (an earlier install's bad image stays until the new pod is available, maxUnavailable 0).
+  const newestFirst = [...pods]
+    .filter((p) => !p.metadata?.deletionTimestamp)
+    .sort((a, b) => String(b.metadata?.creationTimestamp ?? "").localeCompare(String(a.metadata?.creationTimestamp ?? "")));
+  const first = newestFirst[0] && podProblem(newestFirst[0], logsHint);
+  if (first?.hopeless) return { state: "failed", why: first.why, hint: first.hint };
   const progressing = status.conditions?.find((c) => c.type === "Progressing");
-  const first = problems[0];
   if (progressing?.reason === "ProgressDeadlineExceeded") {
     return { state: "failed", why: first?.why ?? progressing.message ?? "progress deadline exceeded", hint: first?.hint ?? RETRY };
   }

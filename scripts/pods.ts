@@ -228,16 +228,30 @@ export function parseCgroupMemory(usage: string, maxUsage: string, stat: string)
   return { usage: used, workingSet: Math.max(0, used - inactiveFile), peak: Number(maxUsage.trim()), rss: fields.get("total_rss") ?? fields.get("rss") ?? 0 };
 }
 
-/** A running container's memory cgroup figures; its id comes from the pod's status. */
-export function containerMemory(pod: V1Pod, container: string): CgroupMemory {
+/** A running container's memory cgroup directory; its id comes from the pod's status. */
+function containerCgroup(pod: V1Pod, container: string): string {
   const all = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
   const id = all.find((c) => c.name === container)?.containerID?.replace(/^[a-z]+:\/\//, "");
   if (!id) throw new Error(`container ${container} of pod ${pod.metadata?.name} has no id yet: ${describePod(pod)}`);
   const podDir = podCgroup(pod.metadata!.uid!);
   const dir = podDir && join(podDir, id);
   if (!dir || !existsSync(dir)) throw new Error(`no memory cgroup for container ${container} (${id}) of pod ${pod.metadata?.name}`);
+  return dir;
+}
+
+/** A running container's memory cgroup figures. */
+export function containerMemory(pod: V1Pod, container: string): CgroupMemory {
+  const dir = containerCgroup(pod, container);
   const read = (file: string) => readFileSync(join(dir, file), "utf8");
   return parseCgroupMemory(read("memory.usage_in_bytes"), read("memory.max_usage_in_bytes"), read("memory.stat"));
+}
+
+/** The resident set (VmRSS) and its peak (VmHWM) of a container's main process, in bytes, from /proc. */
+export function containerProcessMemory(pod: V1Pod, container: string): { rss: number; peak: number } {
+  const pid = readFileSync(join(containerCgroup(pod, container), "cgroup.procs"), "utf8").split("\n").filter(Boolean)[0];
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kib("VmRSS"), peak: kib("VmHWM") };
 }
 
 export const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;

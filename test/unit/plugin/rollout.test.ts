@@ -139,6 +139,16 @@ describe("rolloutState", () => {
       state: "failed",
       why: /^pod new: ErrImageNeverPull/,
     },
+    {
+      name: "an older revision's hopeless pod does not fail the new one (a re-install after a bad image)",
+      deployment: deployment(creating, 2),
+      pods: [
+        { ...waitingIn("ErrImageNeverPull", "absent"), metadata: { name: "old", creationTimestamp: "2026-01-01T00:00:00Z" as unknown as Date } },
+        { ...waitingIn("ContainerCreating"), metadata: { name: "new", creationTimestamp: "2026-01-01T00:05:00Z" as unknown as Date } },
+      ],
+      state: "waiting",
+      why: /^pod new is starting/,
+    },
   ];
   it.each(cases)("$name", ({ deployment: d, pods, state, why, hint }) => {
     const result = rolloutState(d, pods);
