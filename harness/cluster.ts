@@ -388,33 +388,31 @@ async function waitReady(info: ClusterInfo): Promise<void> {
   );
 }
 
-/** Lets the API server, as KUBELET_CLIENT, use kubelets' APIs: logs, exec, port-forward (as kubeadm does). */
-async function allowKubeletAccess(info: ClusterInfo): Promise<void> {
+/** Binds a ClusterRole to a user or group (kept if it exists); what says what it is for, in errors. */
+async function bindClusterRole(info: ClusterInfo, name: string, role: string, subject: { kind: "User" | "Group"; name: string }, what: string): Promise<void> {
   const res = await adminRequest(info, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "ClusterRoleBinding",
-    metadata: { name: "kube-apiserver-kubelet-api-admin" },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:kubelet-api-admin" },
-    subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: KUBELET_CLIENT }],
+    metadata: { name },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+    subjects: [{ apiGroup: "rbac.authorization.k8s.io", ...subject }],
   });
-  if (res.status !== 201 && res.status !== 409) {
-    throw new Error(`${info.name}: could not let the API server reach kubelets (${res.status}): ${res.body}`);
-  }
+  if (res.status !== 201 && res.status !== 409) throw new Error(`${info.name}: could not ${what} (${res.status}): ${res.body}`);
 }
+
+/** Lets the API server, as KUBELET_CLIENT, use kubelets' APIs: logs, exec, port-forward (as kubeadm does). */
+const allowKubeletAccess = (info: ClusterInfo) =>
+  bindClusterRole(info, "kube-apiserver-kubelet-api-admin", "system:kubelet-api-admin", { kind: "User", name: KUBELET_CLIENT }, "let the API server reach kubelets");
 
 /**
  * Lets anyone read the service-account issuer's discovery documents, so that another cluster
  * can be configured to trust this one's tokens (it fetches them without credentials).
  */
-async function allowIssuerDiscovery(info: ClusterInfo): Promise<void> {
-  const res = await adminRequest(info, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "ClusterRoleBinding",
-    metadata: { name: "service-account-issuer-discovery-unauthenticated" },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:service-account-issuer-discovery" },
-    subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" }],
-  });
-  if (res.status !== 201 && res.status !== 409) {
-    throw new Error(`${info.name}: could not open issuer discovery (${res.status}): ${res.body}`);
-  }
-}
+const allowIssuerDiscovery = (info: ClusterInfo) =>
+  bindClusterRole(
+    info,
+    "service-account-issuer-discovery-unauthenticated",
+    "system:service-account-issuer-discovery",
+    { kind: "Group", name: "system:unauthenticated" },
+    "open issuer discovery",
+  );

@@ -343,45 +343,48 @@ export async function startNode(p: {
     machineBefore: before,
   };
   info.containerd.pid = startDetached(info.containerd.binary, containerdArgs, info.containerd.log);
-  await waitFor(
+  // A process that exits ends the wait at once, with one line that says why (waitFor would retry a throw).
+  const exited = (proc: ServerProcess, what: string) =>
+    new NodeUnavailable(
+      `${what} exited while the node started (${lastError(proc.log)}; log: ${proc.log}): fix that, or start the clusters without a node: \`npm run clusters -- up --no-node\``,
+    );
+  const listening = await waitFor(
     `containerd to listen on ${socket}`,
-    async () => {
-      if (!isRunning(info.containerd.pid, info.containerd.binary)) {
-        throw new NodeUnavailable(
-          `containerd could not start (see ${info.containerd.log}: ${lastLine(info.containerd.log)}); fix that, or start the clusters without a node: \`npm run clusters -- up --no-node\``,
-        );
-      }
-      return (await canConnect(socket)) || undefined;
-    },
+    async () => (!isRunning(info.containerd.pid, info.containerd.binary) ? "exited" : (await canConnect(socket)) && "listening") || undefined,
     30_000,
     50,
   ).catch((error: Error) => {
-    throw error instanceof NodeUnavailable ? error : new NodeUnavailable(`${error.message}; see ${info.containerd.log}`);
+    throw new NodeUnavailable(`${error.message}; see ${info.containerd.log}, or start the clusters without a node: \`npm run clusters -- up --no-node\``);
   });
+  if (listening === "exited") throw exited(info.containerd, "containerd");
 
   const kubeletStarted = Date.now();
   info.kubelet.pid = startDetached(info.kubelet.binary, kubeletArgs, info.kubelet.log);
-  await waitFor(
+  const outcome = await waitFor(
     `node ${p.name} to be Ready and schedulable`,
     async () => {
-      for (const proc of [info.containerd, info.kubelet]) {
-        if (!isRunning(proc.pid, proc.binary)) {
-          throw new NodeUnavailable(`${proc.binary} exited while the node started; last lines of ${proc.log}:\n${logTail(proc.log)}`);
-        }
-      }
+      if (!isRunning(info.containerd.pid, info.containerd.binary)) return "containerd";
+      if (!isRunning(info.kubelet.pid, info.kubelet.binary)) return "kubelet";
       const status = await p.nodeStatus();
-      return status?.ready && !status.tainted ? true : undefined;
+      return status?.ready && !status.tainted ? "ready" : undefined;
     },
     90_000,
     100,
-  );
+  ).catch((error: Error) => {
+    throw new NodeUnavailable(`${error.message}; see ${info.kubelet.log}`);
+  });
+  if (outcome === "containerd") throw exited(info.containerd, "containerd");
+  if (outcome === "kubelet") throw exited(info.kubelet, "the kubelet");
   info.readySeconds = (Date.now() - kubeletStarted) / 1000;
   p.log(`node ${p.name} Ready ${info.readySeconds.toFixed(1)}s after the kubelet started`);
   return info;
 }
 
-function lastLine(logFile: string): string {
-  return logTail(logFile, 1).replace(/\s+/g, " ").slice(0, 300);
+/** The log's last error line (klog "E…" or containerd level=error/fatal), else its last line, on one line. */
+function lastError(logFile: string): string {
+  const lines = logTail(logFile, 40).split("\n");
+  const error = lines.filter((l) => /^[EF]\d{4} |level=(error|fatal)/.test(l)).pop() ?? lines.pop() ?? "";
+  return error.replace(/\s+/g, " ").trim().slice(0, 300) || "no output";
 }
 
 function canConnect(socket: string): Promise<boolean> {

@@ -209,7 +209,11 @@ describe.skipIf(!node)("cluster1's node", () => {
         const port = await eventually("kubectl port-forward to listen", async () => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1], 20_000, 50);
         expect(await get(`http://127.0.0.1:${port}/`)).toEqual({ status: 200, body: "hello-from-pod\n" });
       } finally {
-        child?.kill("SIGTERM");
+        if (child && child.exitCode === null) {
+          const exited = new Promise((done) => child!.once("exit", done));
+          child.kill("SIGTERM");
+          await exited;
+        }
       }
     });
 

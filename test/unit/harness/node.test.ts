@@ -1,7 +1,7 @@
 // The node's pure decisions: whether it can start here (and the one line that says why not),
 // and which iptables rules and chains its teardown removes.
 import { describe, expect, it } from "vitest";
-import { APT_INSTALL, NODE_REQUIREMENTS, cniConflist, iptablesCleanupScript, nodeBlocker } from "../../../harness/node.ts";
+import { APT_INSTALL, NODE_REQUIREMENTS, cniConflist, containerdConfig, iptablesCleanupScript, kubeletConfiguration, nodeBlocker } from "../../../harness/node.ts";
 
 describe("nodeBlocker", () => {
   const all = new Set(NODE_REQUIREMENTS.map((r) => r.path));
@@ -91,5 +91,43 @@ describe("cniConflist", () => {
     const conf = JSON.parse(cniConflist({ ipamDir: "/tmp/run/cni/networks" }));
     expect(conf.plugins[0].ipam.dataDir).toBe("/tmp/run/cni/networks");
     expect(conf.plugins[0]).toMatchObject({ type: "bridge", bridge: "mcsa0", isGateway: true, ipMasq: false });
+  });
+});
+
+describe("the node's configuration files", () => {
+  it("kubelet: cgroup v1 with cgroupfs, no anonymous access, x509 + webhook auth, the run's own paths", () => {
+    const config = JSON.parse(
+      kubeletConfiguration({
+        address: "192.0.2.2",
+        socket: "/run/x/containerd.sock",
+        port: 1234,
+        healthzPort: 1235,
+        caFile: "/run/x/ca.crt",
+        servingCert: "/run/x/kubelet.crt",
+        servingKey: "/run/x/kubelet.key",
+        podLogsDir: "/run/x/pod-logs",
+      }),
+    );
+    expect(config).toMatchObject({
+      kind: "KubeletConfiguration",
+      failCgroupV1: false,
+      cgroupDriver: "cgroupfs",
+      failSwapOn: false,
+      containerRuntimeEndpoint: "unix:///run/x/containerd.sock",
+      address: "192.0.2.2",
+      readOnlyPort: 0,
+      authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: "/run/x/ca.crt" } },
+      authorization: { mode: "Webhook" },
+      syncFrequency: "10s",
+      podLogsDir: "/run/x/pod-logs",
+    });
+  });
+
+  it("containerd: every path under its directory, oom_score_adj restricted, the sandbox image asked for", () => {
+    const toml = containerdConfig({ dir: "/run/x/containerd", socket: "/run/x/containerd/containerd.sock", cniConfDir: "/run/x/cni", sandboxImage: "localhost/pause:dev" });
+    const paths = [...toml.matchAll(/= "(\/[^"]*)"/g)].map((m) => m[1]!);
+    expect(paths.filter((p) => !p.startsWith("/run/x/") && p !== "/usr/lib/cni")).toEqual([]);
+    expect(toml).toContain("restrict_oom_score_adj = true");
+    expect(toml).toContain('sandbox_image = "localhost/pause:dev"');
   });
 });
