@@ -135,9 +135,11 @@ export class Inputs {
   private pausePromise: Promise<string> | undefined;
   private readonly log: (line: string) => void;
   private readonly bundleDir: string;
-  constructor(log: (line: string) => void = () => {}, bundleDir = DIST) {
+  private readonly kubectlBinary: string | undefined;
+  constructor(log: (line: string) => void = () => {}, options: Pick<BuildOptions, "bundleDir" | "kubectl"> = {}) {
     this.log = log;
-    this.bundleDir = bundleDir;
+    this.bundleDir = options.bundleDir ?? DIST;
+    this.kubectlBinary = options.kubectl;
   }
 
   /**
@@ -216,6 +218,7 @@ export class Inputs {
 
   /** The harness's kubectl (built by npm run clusters -- build). */
   kubectl(): string {
+    if (this.kubectlBinary) return this.kubectlBinary;
     const version = requiredVersion("kube", "k8s.io/kubernetes");
     const binary = join(cacheDir(), "bin", `kubernetes-${version}`, "kubectl");
     if (!existsSync(binary)) throw new Error(`kubectl ${version} is not built yet (${binary}): run npm run clusters -- build`);
@@ -407,13 +410,15 @@ export interface BuildOptions {
   log?: (line: string) => void;
   /** Where to bundle mcsa-manager and mcsa-sidecar: dist/ (where images/Dockerfile takes them) unless given. */
   bundleDir?: string;
+  /** The kubectl for mcsa-kubectl: the harness's (in the cache) unless given. */
+  kubectl?: string;
 }
 
 /** Builds the images whose inputs changed, reuses the others; returns every selected image's archive. */
 export async function buildImages(options: BuildOptions = {}): Promise<BuiltImage[]> {
   const log = options.log ?? ((line: string) => console.error(line));
   const selected = selectImages(options.only);
-  const inputs = new Inputs(log, options.bundleDir);
+  const inputs = new Inputs(log, options);
   const builder = builderVersion();
   const dir = imagesCacheDir();
   mkdirSync(dir, { recursive: true });

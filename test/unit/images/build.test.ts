@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requiredVersion } from "../../../harness/binaries.ts";
 import { waitFor } from "../../../harness/wait.ts";
 import { type BuiltImage, IMAGES, buildImages, bundleSourcesKey, formatBuilt, inputKey, knownImages, parseDpkgSearch, parseLdd, selectImages } from "../../../images/build.ts";
 import type { Image } from "../../../images/oci.ts";
@@ -334,6 +335,37 @@ describe("localhost/kubectl-mcsa:dev", () => {
     const again = await buildImages({ only: ["kubectl-mcsa"], bundleDir: join(work, "dist"), log: () => {} });
     expect(again[0]).toMatchObject({ reused: true, digest: built.digest });
   }, 300_000);
+});
+
+// The harness's kubectl, from the real cache (CI builds it before the tests).
+const harnessKubectl = join(savedCacheDir ?? join(process.env.XDG_CACHE_HOME || join(process.env.HOME ?? "/root", ".cache"), "kubectl-mcsa"), "bin", `kubernetes-${requiredVersion("kube", "k8s.io/kubernetes")}`, "kubectl");
+
+describe.skipIf(!existsSync(harnessKubectl))("localhost/mcsa-kubectl:dev", () => {
+  let shell: BuiltImage;
+  let built: BuiltImage;
+  let layout: ReadLayout;
+  beforeAll(async () => {
+    [shell, built] = (await buildImages({ only: ["mcsa-shell", "mcsa-kubectl"], kubectl: harnessKubectl, log: () => {} })) as [BuiltImage, BuiltImage];
+    layout = await readLayout(built.tar, join(work, "kubectl"));
+  }, 300_000);
+
+  it("is mcsa-shell's layer, the same blob, then kubectl; Entrypoint kubectl", async () => {
+    const shellLayout = await readLayout(shell.tar, join(work, "kubectl-shell"));
+    expect(layout.manifest.layers[0]!.digest).toBe(shellLayout.manifest.layers[0]!.digest);
+    expect(layout.config.config).toMatchObject({ Entrypoint: ["kubectl"], Cmd: ["version", "--client"] });
+    const listed = await listLayer(layout.layers[1]!);
+    expect(listed.filter((e) => !e.name.endsWith("/")).map(({ mode, owner, name }) => `${mode} ${owner} ${name}`)).toEqual(["-rwxr-xr-x 0/0 usr/local/bin/kubectl"]);
+  });
+
+  it.skipIf(!isRoot)("runs kubectl and the shell from a read-only root as 65532", async () => {
+    const root = join(work, "kubectl-root");
+    await unpackLayers(layout.layers, root);
+    const config = { ...layout.config.config, User: "65532:65532" };
+    const version = await runInImage(root, config, [...config.Entrypoint!, ...config.Cmd!]);
+    expect(version).toMatchObject({ code: 0 });
+    expect(version.stdout).toMatch(/^Client Version: v1\.37\.2\n/);
+    expect(await runInImage(root, config, ["sh", "-c", "which kubectl wget cat"])).toEqual({ code: 0, stdout: "/usr/local/bin/kubectl\n/usr/bin/wget\n/bin/cat\n", stderr: "" });
+  });
 });
 
 describe("bad input", () => {
