@@ -56,6 +56,9 @@ function podProblem(pod: V1Pod, logsHint: string): { why: string; hint: string; 
       return { why: `${name}: container ${c.name} ${reason}${exited}`, hint: `see why in ${logsHint}, ${RETRY}`, hopeless: false };
     }
   }
+  if (status.phase === "Pending" && scheduled === undefined && !pod.spec?.nodeName) {
+    return { why: `${name} is not scheduled yet`, hint: `is a scheduler running, and a node Ready? ${RETRY}`, hopeless: false };
+  }
   if (status.phase === "Pending") return { why: `${name} is starting (${status.phase})`, hint: RETRY, hopeless: false };
   const ready = conditions.find((c) => c.type === "Ready");
   if (ready?.status !== "True") {

@@ -222,8 +222,8 @@ async function localProcessDemo(values: Flags): Promise<void> {
     const flags = ["--kubeconfig", kubeconfig];
     const kc = (context: string) => contextConfig(kubeconfig, context);
 
-    step(`Install kubectl mcsa in ${local}`);
-    show(["mcsa", "install", ...flags, "--context", local]);
+    step(`Install kubectl mcsa in ${local} (its Deployment is not waited for: no node runs it here)`);
+    show(["mcsa", "install", ...flags, "--context", local, "--wait=false"]);
 
     step(`Run the in-cluster controller as its own service account (here: a local process)`);
     const token = await kc(local).makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({

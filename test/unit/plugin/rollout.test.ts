@@ -93,6 +93,14 @@ describe("rolloutState", () => {
       hint: /add a node/,
     },
     {
+      name: "no scheduler has looked at it: asks whether one runs",
+      deployment: deployment(creating),
+      pods: [pod({ phase: "Pending" })],
+      state: "waiting",
+      why: /is not scheduled yet/,
+      hint: /is a scheduler running, and a node Ready\?/,
+    },
+    {
       name: "running but its readiness probe fails",
       deployment: deployment(creating),
       pods: [pod({ phase: "Running", conditions: [{ type: "PodScheduled", status: "True" }, { type: "Ready", status: "False" }] })],
