@@ -83,8 +83,7 @@ export interface StartOptions {
   node?: NodeOptions;
   /**
    * Pods of the run's node call this API server (in-cluster clients, and another cluster's imports):
-   * it listens on every address, its certificate names the pod network's gateway, and the
-   * ServiceAccount admission plugin mounts service-account tokens into pods.
+   * it listens on every address and its certificate names the pod network's gateway.
    */
   reachableFromPods?: boolean;
   log?: (line: string) => void;
@@ -165,9 +164,9 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     `--service-account-issuer=${server}`,
     `--service-account-key-file=${saPub}`,
     `--service-account-signing-key-file=${saKey}`,
-    // Without pods that run, no service-account token needs mounting: API-only clusters keep
-    // admitting pods without one (controller-runtime's envtest does the same).
-    ...(options.reachableFromPods ? [] : ["--disable-admission-plugins=ServiceAccount"]),
+    // No pod gets a kube-api-access volume unasked (controller-runtime's envtest does the same):
+    // pods that need a token mount a projected one themselves, as kubectl mcsa's manager does.
+    "--disable-admission-plugins=ServiceAccount",
     "--enable-admission-plugins=NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
     "--profiling=false",
     `--audit-policy-file=${auditPolicy}`,
