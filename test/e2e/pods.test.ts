@@ -56,7 +56,9 @@ describe.skipIf(!withNode)("in real pods (cluster1's node)", () => {
   afterAll(async () => {
     const uninstall = await mcsa("uninstall", "--context", "cluster1", "--timeout", "60s");
     expect(uninstall.code, uninstall.stderr).toBe(0);
-  }, 120_000);
+    // Its namespace goes once the manager's pod has stopped: the next test file installs into it.
+    await eventually(`namespace ${SYSTEM_NAMESPACE} to be gone`, async () => ((await statusOf(core1.readNamespace({ name: SYSTEM_NAMESPACE }))) === 404 ? true : undefined), 90_000, 250);
+  }, 180_000);
 
   const webhookConfiguration = async () => (await statusOf(admission1.readMutatingWebhookConfiguration({ name: WEBHOOK_CONFIGURATION }))) === 200;
 
