@@ -178,7 +178,9 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
         metadata: { labels: MANAGER_LABELS },
         spec: {
           serviceAccountName: CONTROLLER_SERVICE_ACCOUNT,
-          automountServiceAccountToken: true,
+          // The token is mounted explicitly (below), as the ServiceAccount admission plugin would:
+          // clusters without that plugin (envtest-like ones, the local harness) run it too.
+          automountServiceAccountToken: false,
           enableServiceLinks: false,
           securityContext: {
             runAsNonRoot: true,
@@ -208,7 +210,10 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
                 capabilities: { drop: ["ALL"] },
                 seccompProfile: { type: "RuntimeDefault" },
               },
-              volumeMounts: [{ name: "webhook-tls", mountPath: CERT_DIR, readOnly: true }],
+              volumeMounts: [
+                { name: "webhook-tls", mountPath: CERT_DIR, readOnly: true },
+                { name: "service-account", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
+              ],
             },
           ],
           // Only the serving pair: the CA's key stays in the Secret, for the next install to sign with.
@@ -221,6 +226,18 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
                 items: [
                   { key: "tls.crt", path: "tls.crt" },
                   { key: "tls.key", path: "tls.key" },
+                ],
+              },
+            },
+            // In-cluster credentials, at the path every client reads: a bound, expiring token, the CA, the namespace.
+            {
+              name: "service-account",
+              projected: {
+                defaultMode: 0o444,
+                sources: [
+                  { serviceAccountToken: { path: "token", expirationSeconds: 3607 } },
+                  { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+                  { downwardAPI: { items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }] } },
                 ],
               },
             },

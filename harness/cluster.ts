@@ -1,6 +1,7 @@
 // One local cluster: a real etcd and a real kube-apiserver on free loopback ports, with a
 // per-cluster CA, an admin client certificate in system:masters, and TokenRequest enabled; and,
 // for one cluster of the machine, a real node (containerd + kubelet) and kube-scheduler.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
@@ -8,7 +9,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { createCA, createSigningKey, issue } from "../common/pki.ts";
 import type { Binaries } from "./binaries.ts";
 import { kubeconfigFor } from "./kubeconfig.ts";
-import { type NodeInfo, type NodeOptions, startNode, stopNode } from "./node.ts";
+import { type NodeInfo, type NodeOptions, POD_CIDR, startNode, stopNode } from "./node.ts";
 import { freePort, isRunning, logTail, processesUsing, startDetached, stopProcess } from "./processes.ts";
 
 export interface ClusterInfo {
@@ -29,6 +30,8 @@ export interface ClusterInfo {
   scheduler?: ServerProcess;
   /** A real node registered to this cluster (kubelet + containerd), if it has one. */
   node?: NodeInfo;
+  /** The API server's URL as the node's pods reach it (the pod network's gateway), when a node runs. */
+  podServer?: string;
   /**
    * The API server's audit log (JSON lines, Metadata level): a witness of what reached the server,
    * as whom, with which credential (user.extra["authentication.kubernetes.io/credential-id"]).
@@ -70,9 +73,19 @@ const KUBELET_CLIENT = "kube-apiserver-kubelet-client";
 
 export const nodeNameOf = (cluster: string) => `${cluster}-node`;
 
+/** The host as the node's pods see it: the bridge's gateway address on the pod network. */
+export const POD_GATEWAY = POD_CIDR.replace(/\.0\/\d+$/, ".1");
+/** The kubernetes Service's ClusterIP (first address of --service-cluster-ip-range). */
+const KUBERNETES_SERVICE_IP = "10.0.0.1";
+
 export interface StartOptions {
   /** Give this cluster a real node (one per machine). */
   node?: NodeOptions;
+  /**
+   * Pods of the run's node call this API server (in-cluster clients, and another cluster's imports):
+   * it listens on every address and its certificate names the pod network's gateway.
+   */
+  reachableFromPods?: boolean;
   log?: (line: string) => void;
 }
 
@@ -91,7 +104,7 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
   const serving = await issue(ca, {
     commonName: "kube-apiserver",
     usage: "server",
-    ipAddresses: ["127.0.0.1", "10.0.0.1"],
+    ipAddresses: ["127.0.0.1", KUBERNETES_SERVICE_IP, ...(options.reachableFromPods ? [POD_GATEWAY] : [])],
     dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
   });
   const admin = await issue(ca, { commonName: "admin", organizations: ["system:masters"], usage: "client" });
@@ -129,7 +142,8 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
   ];
   const apiserverArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
-    "--bind-address=127.0.0.1",
+    // Pods reach the host through the bridge's gateway address, not its loopback.
+    `--bind-address=${options.reachableFromPods ? "0.0.0.0" : "127.0.0.1"}`,
     "--advertise-address=127.0.0.1",
     // A loopback address cannot back the kubernetes Service's endpoints; nothing here needs them.
     "--endpoint-reconciler-type=none",
@@ -150,8 +164,8 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     `--service-account-issuer=${server}`,
     `--service-account-key-file=${saPub}`,
     `--service-account-signing-key-file=${saKey}`,
-    // No controller-manager runs, so nothing creates each namespace's "default" service account
-    // that this plugin would demand of every pod (controller-runtime's envtest does the same).
+    // No pod gets a kube-api-access volume unasked (controller-runtime's envtest does the same):
+    // pods that need a token mount a projected one themselves, as kubectl mcsa's manager does.
     "--disable-admission-plugins=ServiceAccount",
     "--enable-admission-plugins=NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
     "--profiling=false",
@@ -185,6 +199,7 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
   const info: ClusterInfo = {
     name,
     server,
+    ...(options.reachableFromPods ? { podServer: `https://${POD_GATEWAY}:${apiserverPort}` } : {}),
     issuer: server,
     auditLog,
     dir: clusterDir,
@@ -270,6 +285,26 @@ async function startClusterNode(
     },
   });
   info.node = node;
+  routeKubernetesService(info);
+}
+
+/**
+ * In-cluster clients (client-go, client-node) call $KUBERNETES_SERVICE_HOST:443, the kubernetes
+ * Service's ClusterIP. Without kube-proxy nothing routes it: one DNAT rule, in a KUBE- chain that
+ * stopNode removes with the kubelet's, sends it from the pods to this API server.
+ */
+function routeKubernetesService(info: ClusterInfo): void {
+  const port = new URL(info.server).port;
+  const chain = "KUBE-MCSA-SERVICES";
+  const rules = [
+    ["-N", chain],
+    ["-A", "PREROUTING", "-j", chain],
+    ["-A", chain, "-s", POD_CIDR, "-d", `${KUBERNETES_SERVICE_IP}/32`, "-p", "tcp", "--dport", "443", "-j", "DNAT", "--to-destination", `${POD_GATEWAY}:${port}`],
+  ];
+  for (const rule of rules) {
+    const r = spawnSync("/usr/sbin/iptables", ["-w", "-t", "nat", ...rule], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`${info.name}: could not route the kubernetes Service to the API server (iptables ${rule.join(" ")}): ${(r.stderr || String(r.error)).trim()}`);
+  }
 }
 
 export async function stopCluster(info: ClusterInfo): Promise<void> {

@@ -87,7 +87,7 @@ export async function up(options: UpOptions = {}): Promise<ClustersState> {
   const results = await Promise.allSettled(
     names.map(async (name) => {
       const node = options.node && name === "cluster1" ? options.node : undefined;
-      const info = await startCluster(name, join(dir, name), binaries, { node, log });
+      const info = await startCluster(name, join(dir, name), binaries, { node, reachableFromPods: Boolean(options.node), log });
       started.push(info);
       return info;
     }),

@@ -210,7 +210,7 @@ export function containerdConfig(p: { dir: string; socket: string; cniConfDir: s
   ].join("\n");
 }
 
-/** The CNI network: one bridge with a gateway address (so the host reaches pods), no masquerade. */
+/** The CNI network: one bridge with a gateway address (so the host reaches pods) that is the pods' default route, no masquerade. */
 export function cniConflist(p: { ipamDir: string; bridge?: string; podCidr?: string }): string {
   return JSON.stringify(
     {
@@ -221,6 +221,8 @@ export function cniConflist(p: { ipamDir: string; bridge?: string; podCidr?: str
           type: "bridge",
           bridge: p.bridge ?? BRIDGE,
           isGateway: true,
+          // A default route through the host: pods reach Service IPs (the kubernetes Service's DNAT) and the host's addresses.
+          isDefaultGateway: true,
           ipMasq: false,
           hairpinMode: true,
           ipam: { type: "host-local", ranges: [[{ subnet: p.podCidr ?? POD_CIDR }]], dataDir: p.ipamDir },

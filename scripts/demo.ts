@@ -1,20 +1,27 @@
-// npm run demo: the whole story on two clusters. By default it starts two local clusters (real
-// etcd + kube-apiserver), runs the in-cluster process locally, bootstraps cluster2 -> cluster1,
-// imports pod-lister, admits the original README's annotated pod (the webhook injects the
-// sidecar), runs that sidecar as injected, and lists cluster2's pods through it; then cleans up.
-//   --keep                       leave the clusters and the controller's state up, and say how to stop them
-//   --kubeconfig F --local-context A --remote-context B   use two existing clusters instead
+// npm run demo: the whole story on two local clusters, in real pods. It starts cluster1 with a real
+// node (containerd + kubelet) and cluster2 without one, loads the project's images into the node,
+// installs kubectl mcsa in cluster1 (the manager runs as its Deployment; the API server calls the
+// webhook through its Service), bootstraps cluster2 -> cluster1, imports pod-lister, and runs the
+// original README's annotated multicluster-client pod: the webhook injects the sidecar, and the
+// app lists cluster2's pods with its KUBECONFIG and through the proxy URL. It ends with the app's
+// logs, stops everything and checks that nothing is left on the machine.
+//   --keep                       leave the clusters up, and say how to stop them
+//   --local-process              for machines that cannot run a kubelet: the in-cluster process and
+//                                the sidecar run as local processes (pods are admitted, never run)
+//   --kubeconfig F --local-context A --remote-context B   (with --local-process) two existing clusters
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
-import { SYSTEM_NAMESPACE } from "../common/api.ts";
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, dumpYaml } from "@kubernetes/client-node";
+import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SIDECAR_CONTAINER_NAME, SYSTEM_NAMESPACE } from "../common/api.ts";
 import { CONTROLLER_SERVICE_ACCOUNT } from "../common/manifests.ts";
 import { isConflict } from "../common/kube.ts";
-import { type ClustersState, down, up } from "../harness/clusters.ts";
+import { type ClustersState, down, leftovers, up } from "../harness/clusters.ts";
 import { cachedBinaries, ensureBinaries } from "../harness/binaries.ts";
+import { NodeUnavailable, checkNodeCanStart } from "../harness/node.ts";
+import { KUBECTL_IMAGE, MCSA_IMAGE, clientPod, describePod, listingScript, loadProjectImages, serverForPods, waitForPod } from "./pods.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const DEMO_DIR = join(ROOT, ".cache", "demo");
@@ -42,20 +49,156 @@ function show(command: string[], options: { kubectl?: string } = {}): string {
   return result.stdout;
 }
 
+interface Flags {
+  keep: boolean;
+  "local-process": boolean;
+  kubeconfig?: string;
+  "local-context"?: string;
+  "remote-context"?: string;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       keep: { type: "boolean", default: false },
+      "local-process": { type: "boolean", default: false },
       kubeconfig: { type: "string" },
       "local-context": { type: "string" },
       "remote-context": { type: "string" },
     },
   });
-  const existing = values.kubeconfig !== undefined;
-  if (existing && (!values["local-context"] || !values["remote-context"])) {
-    throw new Error("with --kubeconfig, name both --local-context (imports) and --remote-context (is imported from)");
+  if (values.kubeconfig !== undefined) {
+    if (!values["local-process"]) {
+      throw new Error("with --kubeconfig, add --local-process: real pods need the images on the clusters' nodes, and the demo loads them only into its own node");
+    }
+    if (!values["local-context"] || !values["remote-context"]) {
+      throw new Error("with --kubeconfig, name both --local-context (imports) and --remote-context (is imported from)");
+    }
   }
+  if (values["local-process"]) return localProcessDemo(values);
+  try {
+    checkNodeCanStart();
+  } catch (error) {
+    // Another run's node is a reason to wait, not to switch paths: its message says how to stop it.
+    if (error instanceof NodeUnavailable && !error.message.startsWith("a node already runs")) {
+      throw new Error(`this machine cannot run a kubelet (${error.message.split(/[:;]/)[0]}): \`npm run demo -- --local-process\` runs the same story with the in-cluster process and the sidecar as local processes`, { cause: error });
+    }
+    throw error;
+  }
+  return realPodsDemo(values);
+}
+
+function contextConfig(kubeconfig: string, context: string): KubeConfig {
+  const c = new KubeConfig();
+  c.loadFromFile(kubeconfig);
+  c.setCurrentContext(context);
+  return c;
+}
+
+/** In the remote cluster: the service account pod-lister (may only list pods in default) and a pod to list. */
+async function remoteStory(remote: KubeConfig): Promise<void> {
+  const core2 = remote.makeApiClient(CoreV1Api);
+  const rbac2 = remote.makeApiClient(RbacAuthorizationV1Api);
+  const ignoreExisting = (e: unknown) => {
+    if (!isConflict(e)) throw e;
+  };
+  await core2.createNamespacedServiceAccount({ namespace: "default", body: { metadata: { name: "pod-lister" } } }).catch(ignoreExisting);
+  await rbac2
+    .createNamespacedRole({ namespace: "default", body: { metadata: { name: "pod-lister" }, rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list"] }] } })
+    .catch(ignoreExisting);
+  await rbac2
+    .createNamespacedRoleBinding({
+      namespace: "default",
+      body: {
+        metadata: { name: "pod-lister" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "pod-lister" },
+        subjects: [{ kind: "ServiceAccount", name: "pod-lister", namespace: "default" }],
+      },
+    })
+    .catch(ignoreExisting);
+  await core2
+    .createNamespacedPod({ namespace: "default", body: { metadata: { name: "nginx", labels: { app: "nginx" } }, spec: { containers: [{ name: "nginx", image: "nginx" }] } } })
+    .catch(ignoreExisting);
+  console.log("  serviceaccount/pod-lister, role/pod-lister, rolebinding/pod-lister, pod/nginx (cluster2 has no node: the pod is only an object there)");
+}
+
+/** The story in real pods on the harness's node. */
+async function realPodsDemo(values: Flags): Promise<void> {
   const started = Date.now();
+  let state: ClustersState | undefined;
+  const work = mkdtempSync(join(tmpdir(), "mcsa-demo-"));
+  try {
+    step("Start two local clusters: cluster1 with a real node (containerd + kubelet + kube-scheduler), cluster2 API only");
+    state = await up({ dir: DEMO_DIR, count: 2, node: {}, log: (l) => console.log(`  ${l}`) });
+    for (const c of state.clusters) console.log(`  ${c.name}: ${c.server}${c.node ? ` (node ${c.node.name})` : ""}`);
+    const kubectl = state.kubectl;
+    const flags = ["--kubeconfig", state.kubeconfig];
+    const k1 = (...args: string[]) => show([kubectl, ...flags, "--context", "cluster1", ...args], { kubectl });
+
+    step("Load the project's images into cluster1's node (built without Docker: npm run images -- build)");
+    loadProjectImages(state, (l) => console.log(`  ${l}`));
+
+    step("Install kubectl mcsa in cluster1: the manager runs as its Deployment, the webhook is called through its Service");
+    show(["mcsa", "install", ...flags, "--context", "cluster1", "--image", MCSA_IMAGE, "--image-pull-policy", "Never"]);
+    k1("-n", SYSTEM_NAMESPACE, "get", "deployment,pods,endpoints", "-o", "wide");
+
+    step("Bootstrap: let cluster1's controller import from cluster2");
+    show(["mcsa", "bootstrap", ...flags, "--from", "cluster2", "--to", "cluster1", "--name", "cluster2", "--server", serverForPods(state, "cluster2")]);
+
+    step("In cluster2: service account pod-lister (may only list pods in default) and a pod to list");
+    await remoteStory(contextConfig(state.kubeconfig, "cluster2"));
+
+    step("Import pod-lister of cluster2 into cluster1's default namespace");
+    show(["mcsa", "import", IMPORT, ...flags, "--context", "cluster1", "-n", "default", "--cluster", "cluster2", "--remote-namespace", "default", "--service-account", "pod-lister", "--remote-context", "cluster2", "--wait"]);
+    show(["mcsa", "get", ...flags, "--context", "cluster1"]);
+
+    step("Run the original README's annotated pod in cluster1: the webhook injects the sidecar, the app lists cluster2's pods");
+    k1("label", "namespace", "default", `${NAMESPACE_LABEL}=${NAMESPACE_LABEL_VALUE}`, "--overwrite");
+    const podFile = join(work, "multicluster-client.yaml");
+    const podYaml = dumpYaml(clientPod({ name: "multicluster-client", importName: IMPORT, image: KUBECTL_IMAGE, script: listingScript(IMPORT) }), { lineWidth: -1 });
+    writeFileSync(podFile, podYaml);
+    console.log(`  ${podFile}:\n${podYaml.trimEnd().replace(/^/gm, "    ")}`);
+    const created = Date.now();
+    k1("apply", "-f", podFile);
+    const core1 = contextConfig(state.kubeconfig, "cluster1").makeApiClient(CoreV1Api);
+    const finished = await waitForPod(core1, "default", "multicluster-client", "the app to complete", (p) =>
+      p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p : undefined,
+    180_000);
+    if (finished.status?.phase === "Failed") {
+      k1("logs", "multicluster-client", "-c", "multicluster-client");
+      throw new Error(`the app failed: ${describePod(finished)} (its logs are above)`);
+    }
+    console.log(`  created → Succeeded in ${((Date.now() - created) / 1000).toFixed(1)}s`);
+    k1(
+      "get", "pod", "multicluster-client", "-o",
+      `jsonpath={range .status.initContainerStatuses[*]}init container {.name} (native sidecar): exit {.state.terminated.exitCode}{"\\n"}{end}{range .status.containerStatuses[*]}container {.name}: exit {.state.terminated.exitCode}{"\\n"}{end}`,
+    );
+
+    step("The app's logs");
+    k1("logs", "multicluster-client", "-c", "multicluster-client");
+    console.log(`  (the ${SIDECAR_CONTAINER_NAME} container wrote the kubeconfig the app used, and proxied its wget with the imported token)`);
+    console.log(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    if (values.keep) console.log(`\n  clusters left up: kubeconfig ${state.kubeconfig}; stop them with: npm run clusters -- down --dir ${DEMO_DIR}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    if (!values.keep) {
+      await down(DEMO_DIR);
+      const left = leftovers(DEMO_DIR, state);
+      if (left.length > 0) {
+        console.error(`\nleft on the machine after down:\n${left.map((l) => `  ${l}`).join("\n")}`);
+        process.exitCode = 1;
+      } else {
+        console.log("\n(cleaned up: clusters and node stopped, their data removed; nothing left on the machine: no process, mount, cgroup, iptables chain, bridge or directory)");
+      }
+    }
+  }
+}
+
+/** The story with the in-cluster process and the sidecar as local processes: for machines that cannot run a kubelet. */
+async function localProcessDemo(values: Flags): Promise<void> {
+  const existing = values.kubeconfig !== undefined;
+  const started = Date.now();
+  console.log("(local-process path: no kubelet here, so the in-cluster process and the injected sidecar run as local processes; npm run demo without --local-process runs them in real pods)");
   let state: ClustersState | undefined;
   let kubeconfig: string;
   let local = values["local-context"] ?? "cluster1";
@@ -68,7 +211,7 @@ async function main(): Promise<void> {
       kubeconfig = resolve(values.kubeconfig!);
       kubectl = (cachedBinaries() ?? (await ensureBinaries())).kubectl;
     } else {
-      step("Start two local clusters (real etcd + kube-apiserver each)");
+      step("Start two local clusters (real etcd + kube-apiserver each, no node)");
       state = await up({ dir: DEMO_DIR, count: 2, log: (l) => console.log(`  ${l}`) });
       for (const c of state.clusters) console.log(`  ${c.name}: ${c.server}`);
       kubeconfig = state.kubeconfig;
@@ -77,15 +220,10 @@ async function main(): Promise<void> {
       remote = "cluster2";
     }
     const flags = ["--kubeconfig", kubeconfig];
-    const kc = (context: string) => {
-      const c = new KubeConfig();
-      c.loadFromFile(kubeconfig);
-      c.setCurrentContext(context);
-      return c;
-    };
+    const kc = (context: string) => contextConfig(kubeconfig, context);
 
-    step(`Install kubectl mcsa in ${local}`);
-    show(["mcsa", "install", ...flags, "--context", local]);
+    step(`Install kubectl mcsa in ${local} (its Deployment is not waited for: no node runs it here)`);
+    show(["mcsa", "install", ...flags, "--context", local, "--wait=false"]);
 
     step(`Run the in-cluster controller as its own service account (here: a local process)`);
     const token = await kc(local).makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
@@ -141,29 +279,7 @@ async function main(): Promise<void> {
     show(["mcsa", "bootstrap", ...flags, "--from", remote, "--to", local, "--name", "cluster2"]);
 
     step(`In ${remote}: service account pod-lister (may only list pods in default) and a pod to list`);
-    const core2 = kc(remote).makeApiClient(CoreV1Api);
-    const rbac2 = kc(remote).makeApiClient(RbacAuthorizationV1Api);
-    const ignoreExisting = (e: unknown) => {
-      if (!isConflict(e)) throw e;
-    };
-    await core2.createNamespacedServiceAccount({ namespace: "default", body: { metadata: { name: "pod-lister" } } }).catch(ignoreExisting);
-    await rbac2
-      .createNamespacedRole({ namespace: "default", body: { metadata: { name: "pod-lister" }, rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list"] }] } })
-      .catch(ignoreExisting);
-    await rbac2
-      .createNamespacedRoleBinding({
-        namespace: "default",
-        body: {
-          metadata: { name: "pod-lister" },
-          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "pod-lister" },
-          subjects: [{ kind: "ServiceAccount", name: "pod-lister", namespace: "default" }],
-        },
-      })
-      .catch(ignoreExisting);
-    await core2
-      .createNamespacedPod({ namespace: "default", body: { metadata: { name: "nginx", labels: { app: "nginx" } }, spec: { containers: [{ name: "nginx", image: "nginx" }] } } })
-      .catch(ignoreExisting);
-    console.log("  serviceaccount/pod-lister, role/pod-lister, rolebinding/pod-lister, pod/nginx");
+    await remoteStory(kc(remote));
 
     step(`Import pod-lister of ${remote} into ${local}'s default namespace`);
     show(["mcsa", "import", IMPORT, ...flags, "--context", local, "-n", "default", "--cluster", "cluster2", "--remote-namespace", "default", "--service-account", "pod-lister", "--remote-context", remote, "--wait"]);

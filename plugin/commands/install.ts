@@ -4,7 +4,7 @@
 // run elsewhere (out of cluster: tests, demos, debugging) and no Deployment or Service is created.
 // kubectl mcsa uninstall removes it all.
 import { readFileSync } from "node:fs";
-import { ApiextensionsV1Api, CoreV1Api, type KubeConfig, type KubernetesObject, KubernetesObjectApi } from "@kubernetes/client-node";
+import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, type KubeConfig, type KubernetesObject, KubernetesObjectApi } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
 import { examplesText } from "../help.ts";
 import { CRD_NAME, FINALIZER, SYSTEM_NAMESPACE } from "../../common/api.ts";
@@ -30,10 +30,12 @@ import { type TlsPlan, planWebhookTls, splitPem, tlsFromSecretData } from "../..
 import { serverVersion, versionAtLeast } from "../../common/version.ts";
 import { ImportClient } from "../../common/import-client.ts";
 import { poll } from "../../common/poll.ts";
+import { formatDuration } from "../../common/duration.ts";
 import { applyAll, remove } from "../apply.ts";
 import { type CommandEnv, println } from "../env.ts";
 import { dryRunFlag, durationFlag, manifestFormat } from "../flags.ts";
 import { manifests } from "../output.ts";
+import { rolloutState } from "../rollout.ts";
 import type { GlobalArgs, Session } from "../session.ts";
 
 interface Args extends GlobalArgs {
@@ -45,6 +47,8 @@ interface Args extends GlobalArgs {
   "webhook-url"?: string;
   "webhook-ca-file"?: string;
   "log-level"?: string;
+  wait: boolean;
+  timeout: string;
 }
 
 export interface InstallOptions {
@@ -123,6 +127,12 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     })
     .option("webhook-ca-file", { type: "string", describe: "with --webhook-url: PEM CA that signed the webhook's serving certificate" })
     .option("log-level", { type: "string", choices: ["debug", "info", "warn", "error"], describe: "log level of the in-cluster process" })
+    .option("wait", {
+      type: "boolean",
+      default: true,
+      describe: "wait until the in-cluster process is ready before switching its webhook on (--wait=false: apply and return)",
+    })
+    .option("timeout", { type: "string", default: "2m", describe: "with --wait: how long to wait for the in-cluster process to be ready" })
     .option("dry-run", { type: "string", describe: "client: print the objects instead of applying them (none: apply)" })
     .option("output", { alias: "o", type: "string", describe: "with --dry-run=client: yaml or json" })
     .epilog(
@@ -195,6 +205,7 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   const dryRun = dryRunFlag(args["dry-run"], env.err);
   const output = manifestFormat(args.output, dryRun);
   const webhook = outOfCluster(args);
+  const timeoutSeconds = durationFlag(args.timeout, "--timeout");
   const common = {
     image: args.image,
     sidecarImage: args["sidecar-image"] ?? args.image,
@@ -217,8 +228,14 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
     const matchConditions = await supportsMatchConditions(session.kc);
     if (webhook === undefined) plan = await planWebhookTls(await existingTls(session), webhookDnsNames());
     objects = installObjects({ ...common, webhook, tls: plan?.tls, matchConditions });
-    await applyAll(api, objects);
+    // In cluster, the webhook (failurePolicy Fail) is switched on only once its server is ready.
+    const waitFirst = webhook === undefined && args.wait;
+    await applyAll(api, waitFirst ? objects.slice(0, -1) : objects);
     await waitEstablished(session.kc, 30_000);
+    if (waitFirst) {
+      await waitRolledOut(session.kc, env, timeoutSeconds);
+      await applyAll(api, objects.slice(-1));
+    }
     if (webhook !== undefined) {
       // A webhook run elsewhere replaces the in-cluster process: two import controllers would compete.
       for (const o of uninstallOrder().slice(0, 2)) if (await remove(api, o)) removed.push(o);
@@ -250,6 +267,31 @@ async function waitEstablished(kc: KubeConfig, timeoutMs: number): Promise<void>
     { timeoutMs, intervalMs: 200 },
   );
   if (!serving.done) throw new UserError(`the ServiceAccountImport API does not serve ${timeoutMs / 1000}s after install`);
+}
+
+/** Until the Deployment is ready; a one-line UserError saying why not and what to do otherwise. */
+async function waitRolledOut(kc: KubeConfig, env: CommandEnv, timeoutSeconds: number): Promise<void> {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const tty = Boolean(env.err.isTTY);
+  let last = "";
+  let rollout: ReturnType<typeof rolloutState> | undefined;
+  await poll(
+    async () => {
+      const deployment = await apps.readNamespacedDeployment({ name: MANAGER_NAME, namespace: SYSTEM_NAMESPACE });
+      const selector = Object.entries(deployment.spec?.selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+      const pods = (await core.listNamespacedPod({ namespace: SYSTEM_NAMESPACE, labelSelector: selector })).items;
+      rollout = rolloutState(deployment, pods);
+      if (rollout.state !== "ready" && tty && rollout.why !== last) env.err.write(`\r\x1b[Kdeployment/${MANAGER_NAME}: ${rollout.why}`);
+      last = rollout.state === "ready" ? last : rollout.why;
+      return rollout.state !== "waiting";
+    },
+    { timeoutMs: timeoutSeconds * 1000, intervalMs: 500, now: () => env.now().getTime(), sleep: (ms) => env.sleep(ms) },
+  );
+  if (tty && last) env.err.write("\n");
+  if (rollout === undefined || rollout.state === "ready") return;
+  const when = rollout.state === "failed" ? "cannot become ready" : `is not ready after ${formatDuration(timeoutSeconds)}`;
+  throw new UserError(`the in-cluster process (deployment/${MANAGER_NAME} in namespace ${SYSTEM_NAMESPACE}) ${when}: ${rollout.why}; ${rollout.hint}`);
 }
 
 /** After an uninstall, the namespace and CRD take a moment to go: installing into them fails until then. */

@@ -186,7 +186,7 @@ describe.skipIf(host === undefined)("the krew manifest and the plugin binary", (
       const ext = adminConfig(state, "cluster1").makeApiClient(ApiextensionsV1Api);
       const installedBefore = (await statusOf(ext.readCustomResourceDefinition({ name: CRD_NAME }))) === 200;
       if (!installedBefore) {
-        const install = await mcsa("--context", "cluster1", "install");
+        const install = await mcsa("--context", "cluster1", "install", "--wait=false");
         expect(install.stderr).toBe("");
         expect(install.code).toBe(0);
       }

@@ -44,7 +44,7 @@ async function currentSecretToken(): Promise<string> {
 }
 
 beforeAll(async () => {
-  const install = await mcsa("install", "--context", "cluster1");
+  const install = await mcsa("install", "--context", "cluster1", "--wait=false");
   expect(install.code, install.stderr).toBe(0);
   const caFile = join(tmp, "webhook-ca.pem");
   const started = await startLocalManager(state, "cluster1", caFile);

@@ -112,7 +112,7 @@ afterAll(async () => {
 
 describe("kubectl mcsa install", () => {
   it("installs the controller's Deployment, Service, serving Secret and webhook configuration; a second install keeps the CA and changes nothing", async () => {
-    const first = await mcsa("cluster1", "install", "--image", "reg.example/mcsa-manager:e2e", "--sidecar-image", SIDECAR_IMAGE);
+    const first = await mcsa("cluster1", "install", "--wait=false", "--image", "reg.example/mcsa-manager:e2e", "--sidecar-image", SIDECAR_IMAGE);
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/generated a CA and serving certificate|kept the webhook's CA/);
@@ -138,7 +138,7 @@ describe("kubectl mcsa install", () => {
     const service = await core1.readNamespacedService({ name: WEBHOOK_SERVICE, namespace: SYSTEM_NAMESPACE });
     expect(service.spec?.ports?.[0]).toMatchObject({ port: 443, targetPort: "webhook" });
 
-    const again = await mcsa("cluster1", "install", "--image", "reg.example/mcsa-manager:e2e", "--sidecar-image", SIDECAR_IMAGE);
+    const again = await mcsa("cluster1", "install", "--wait=false", "--image", "reg.example/mcsa-manager:e2e", "--sidecar-image", SIDECAR_IMAGE);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain("kept the webhook's CA and serving certificate");
     const secretAgain = await core1.readNamespacedSecret({ name: WEBHOOK_SECRET, namespace: SYSTEM_NAMESPACE });
@@ -149,7 +149,7 @@ describe("kubectl mcsa install", () => {
     expect(deploymentAgain.metadata?.generation).toBe(deployment.metadata?.generation);
 
     // A newer version upgrades in place: same objects, new image.
-    const upgrade = await mcsa("cluster1", "install", "--image", "reg.example/mcsa-manager:e2e-2", "--sidecar-image", SIDECAR_IMAGE);
+    const upgrade = await mcsa("cluster1", "install", "--wait=false", "--image", "reg.example/mcsa-manager:e2e-2", "--sidecar-image", SIDECAR_IMAGE);
     expect(upgrade.code).toBe(0);
     const upgraded = await apps1.readNamespacedDeployment({ name: MANAGER_NAME, namespace: SYSTEM_NAMESPACE });
     expect(upgraded.spec!.template.spec!.containers[0]!.image).toBe("reg.example/mcsa-manager:e2e-2");
@@ -164,7 +164,7 @@ describe("the webhook, called by the real API server", () => {
 
   beforeAll(async () => {
     // The controller's identity first (install), then the process as that identity, then the webhook configuration pointing at it.
-    const base = await mcsa("cluster1", "install", "--sidecar-image", SIDECAR_IMAGE);
+    const base = await mcsa("cluster1", "install", "--wait=false", "--sidecar-image", SIDECAR_IMAGE);
     expect(base.code, base.stderr).toBe(0);
     const kubeconfig = await controllerKubeconfig(state, "cluster1");
     const caFile = join(tmp, "webhook-ca.pem");
@@ -350,7 +350,7 @@ describe("the webhook, called by the real API server", () => {
 
 describe("kubectl mcsa uninstall", () => {
   it("removes the webhook, the API, the controller and its identity (on cluster2, installed just for this)", async () => {
-    const install = await mcsa("cluster2", "install");
+    const install = await mcsa("cluster2", "install", "--wait=false");
     expect(install.code, install.stderr).toBe(0);
     const uninstall = await mcsa("cluster2", "uninstall", "--timeout", "30s");
     expect(uninstall.stderr).toBe("");
