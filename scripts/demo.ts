@@ -20,7 +20,7 @@ import { CONTROLLER_SERVICE_ACCOUNT } from "../common/manifests.ts";
 import { isConflict } from "../common/kube.ts";
 import { type ClustersState, down, leftovers, up } from "../harness/clusters.ts";
 import { cachedBinaries, ensureBinaries } from "../harness/binaries.ts";
-import { NodeUnavailable, checkNodeCanStart } from "../harness/node.ts";
+import { NODE_PACKAGES, NodeUnavailable, checkNodeCanStart } from "../harness/node.ts";
 import { KUBECTL_IMAGE, MCSA_IMAGE, clientPod, describePod, listingScript, loadProjectImages, serverForPods, waitForPod } from "./pods.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     }
   }
   if (values["local-process"]) return localProcessDemo(values);
+  installMissingPackages();
   try {
     checkNodeCanStart();
   } catch (error) {
@@ -86,6 +87,24 @@ async function main(): Promise<void> {
     throw error;
   }
   return realPodsDemo(values);
+}
+
+/**
+ * The demo sets the machine up, as .ci/run does: the node's Debian packages and busybox-static
+ * (the app's image), installed when missing and we are root with apt-get. Otherwise the node check
+ * below says what is missing and how to go on.
+ */
+function installMissingPackages(): void {
+  const wanted = [...NODE_PACKAGES, "busybox-static"];
+  const installed = (pkg: string) => spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed");
+  const missing = wanted.filter((pkg) => !installed(pkg));
+  if (missing.length === 0 || process.getuid?.() !== 0 || spawnSync("apt-get", ["--version"]).status !== 0) return;
+  step(`install the Debian packages a node needs: ${missing.join(" ")}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  for (const args of [["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", ...missing]]) {
+    const r = spawnSync("apt-get", args, { stdio: ["ignore", "ignore", "inherit"], env });
+    if (r.status !== 0) throw new Error(`apt-get ${args.join(" ")} failed (exit ${r.status}); install ${missing.join(" ")} by hand, or run npm run demo -- --local-process`);
+  }
 }
 
 function contextConfig(kubeconfig: string, context: string): KubeConfig {
