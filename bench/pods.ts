@@ -81,7 +81,7 @@ try {
     return r.stdout;
   };
   loadProjectImages(state, (l) => console.error(`[images] ${l}`));
-  plugin("install", "--context", "cluster1", "--image", MCSA_IMAGE, "--image-pull-policy", "Never");
+  plugin("install", "--context", "cluster1", "--image", MCSA_IMAGE, "--image-pull-policy", "Never", "--wait");
   plugin("bootstrap", "--from", "cluster2", "--to", "cluster1", "--name", "cluster2", "--server", serverForPods(state, "cluster2"));
   await createPodReader(state, "cluster2", "default", "pod-lister", ["list"]);
   const core1 = adminConfig(state, "cluster1").makeApiClient(CoreV1Api);

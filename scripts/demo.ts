@@ -158,7 +158,7 @@ async function realPodsDemo(values: Flags): Promise<void> {
     loadProjectImages(state, (l) => console.log(`  ${l}`));
 
     step("Install kubectl mcsa in cluster1: the manager runs as its Deployment, the webhook is called through its Service");
-    show(["mcsa", "install", ...flags, "--context", "cluster1", "--image", MCSA_IMAGE, "--image-pull-policy", "Never"]);
+    show(["mcsa", "install", ...flags, "--context", "cluster1", "--image", MCSA_IMAGE, "--image-pull-policy", "Never", "--wait"]);
     k1("-n", SYSTEM_NAMESPACE, "get", "deployment,pods,endpoints", "-o", "wide");
 
     step("Bootstrap: let cluster1's controller import from cluster2");

@@ -129,8 +129,8 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("log-level", { type: "string", choices: ["debug", "info", "warn", "error"], describe: "log level of the in-cluster process" })
     .option("wait", {
       type: "boolean",
-      default: true,
-      describe: "wait until the in-cluster process is ready before switching its webhook on (--wait=false: apply and return)",
+      default: false,
+      describe: "wait until the in-cluster process is ready, and only then switch its webhook on (as helm install --wait); without it, apply and return",
     })
     .option("timeout", { type: "string", default: "2m", describe: "with --wait: how long to wait for the in-cluster process to be ready" })
     .option("dry-run", { type: "string", describe: "client: print the objects instead of applying them (none: apply)" })

@@ -65,7 +65,7 @@ describe.skipIf(!withNode)("in real pods (cluster1's node)", () => {
   it("install with an image the node does not have stops at once, in one line that says what to do, and switches no webhook on", async () => {
     const before = await webhookConfiguration();
     const started = Date.now();
-    const install = await mcsa("install", "--context", "cluster1", "--image", "localhost/not-loaded:dev", "--image-pull-policy", "Never", "--timeout", "2m");
+    const install = await mcsa("install", "--context", "cluster1", "--image", "localhost/not-loaded:dev", "--image-pull-policy", "Never", "--wait", "--timeout", "2m");
     expect(install.code).toBe(1);
     expect(install.stderr.trim().split("\n")).toHaveLength(1);
     expect(install.stderr).toMatch(/cannot become ready: pod mcsa-manager-\S+: ErrImageNeverPull: .*load image "localhost\/not-loaded:dev" into the node's container runtime.*then run install again/);
@@ -76,7 +76,7 @@ describe.skipIf(!withNode)("in real pods (cluster1's node)", () => {
   it("install whose pods never become ready stops at --timeout with the pod's reason", async () => {
     const before = await webhookConfiguration();
     // The shell image has no mcsa-manager: the container cannot start, again and again.
-    const install = await mcsa("install", "--context", "cluster1", "--image", SHELL_IMAGE, "--image-pull-policy", "Never", "--timeout", "15s");
+    const install = await mcsa("install", "--context", "cluster1", "--image", SHELL_IMAGE, "--image-pull-policy", "Never", "--wait", "--timeout", "15s");
     expect(install.code).toBe(1);
     expect(install.stderr.trim().split("\n")).toHaveLength(1);
     expect(install.stderr).toMatch(/is not ready after 15s: pod mcsa-manager-\S+: .*(CrashLoopBackOff|RunContainerError|StartError|restarted).*see why in kubectl -n multicluster-service-account logs deployment\/mcsa-manager/);
@@ -84,7 +84,7 @@ describe.skipIf(!withNode)("in real pods (cluster1's node)", () => {
   }, 90_000);
 
   it("install runs the manager as its Deployment on the node, and the API server calls the webhook through its Service", async () => {
-    const install = await mcsa("install", "--context", "cluster1", "--image", MCSA_IMAGE, "--image-pull-policy", "Never", "--timeout", "2m");
+    const install = await mcsa("install", "--context", "cluster1", "--image", MCSA_IMAGE, "--image-pull-policy", "Never", "--wait", "--timeout", "2m");
     expect(install.code, install.stderr).toBe(0);
     expect(install.stdout).toContain("mutatingwebhookconfiguration/mcsa-webhook applied");
     const deployment = await apps1.readNamespacedDeployment({ name: MANAGER_NAME, namespace: SYSTEM_NAMESPACE });
