@@ -147,7 +147,14 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await manager?.stop();
+  // Leave cluster1 as found for the next file: the import removed while the controller still runs
+  // (its finalizer revokes), then cluster2's registration.
+  try {
+    await mcsa("remove", NAME, "--context", "cluster1", "-n", "default", "--force", "--remote-context", "cluster2");
+    await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1", "--force");
+  } finally {
+    await manager?.stop();
+  }
 });
 
 describe("faults: what is ours is repaired within 30 s", () => {
