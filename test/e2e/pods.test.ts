@@ -187,7 +187,11 @@ describe.skipIf(!withNode)("in real pods (cluster1's node)", () => {
       }, 120_000);
 
       it("remove makes the app's next remote call fail with 401 within 30 s", async () => {
-        const removed = await mcsa("remove", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "30s");
+        // The running app uses the import: remove names it and refuses until --force.
+        const refused = await mcsa("remove", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "30s");
+        expect(refused.code).not.toBe(0);
+        expect(refused.stderr).toMatch(/--force/);
+        const removed = await mcsa("remove", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "30s", "--force");
         expect(removed.code, removed.stderr).toBe(0);
         const removedAt = Math.floor(Date.now() / 1000);
         const first401 = await eventually(
