@@ -113,7 +113,8 @@ describe.skipIf(!withNode)("in real pods (cluster1's node)", () => {
     afterAll(async () => {
       await core1.deleteNamespace({ name: namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
       await core2.deleteNamespacedPod({ name: nginx, namespace: "default" }).catch(() => undefined);
-      const unbootstrap = await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1", "--name", registration);
+      // Cleanup: the namespace and its pods are going, whatever a failed test left in it.
+      const unbootstrap = await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1", "--name", registration, "--force");
       expect(unbootstrap.code, unbootstrap.stderr).toBe(0);
     }, 120_000);
 
