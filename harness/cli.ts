@@ -1,13 +1,14 @@
 // npm run clusters -- up|down|status|leftovers|build [--dir DIR] [--count N] [--restart] [--no-node]
 import { parseArgs } from "node:util";
 import { cacheDir, ensureBinaries } from "./binaries.ts";
+import { ensureHelm } from "./helm.ts";
 import { ClustersAlreadyRunning, DEFAULT_DIR, allRunning, down, leftovers, readState, up } from "./clusters.ts";
 import { DEFAULT_SANDBOX_IMAGE, NodeUnavailable } from "./node.ts";
 
 const USAGE = `usage: npm run clusters -- <command> [flags]
 
 commands:
-  build      build the Kubernetes binaries and etcd if they are not cached yet
+  build      build the Kubernetes binaries, etcd and helm if they are not cached yet
   up         start N local clusters (etcd + kube-apiserver + kube-controller-manager each; cluster1
              also gets a real node: containerd + kubelet + kube-scheduler) and write DIR/kubeconfig
   down       stop them and remove their data and everything the node left on the machine
@@ -86,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(`kube-apiserver: ${binaries.kubeApiserver}`);
       console.log(`kubectl:        ${binaries.kubectl}`);
       console.log(`etcd:           ${binaries.etcd}`);
+      // After Kubernetes: two cores are not enough for two Go builds at once.
+      console.log(`helm:           ${(await ensureHelm()).helm}`);
       console.log(`ready in ${((Date.now() - started) / 1000).toFixed(1)}s (cache: ${cacheDir()})`);
       return 0;
     }
