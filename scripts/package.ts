@@ -6,6 +6,7 @@
 //   dist/kubectl-mcsa_windows_amd64.zip       (kubectl-mcsa.exe on Windows)
 //   dist/SHA256SUMS                           sha256sum-style sums of the archives
 //   dist/mcsa.yaml                            krew/mcsa.yaml with the version and the archives' sums
+//   dist/kubectl-mcsa-<version>.tgz           the Helm chart (scripts/chart.ts), as `helm package` lays it out
 //
 // The binaries are Node single executable applications built by Node's own `node --build-sea`
 // from the plugin bundle and a Node binary of the pinned version per platform, fetched once from
@@ -27,6 +28,7 @@ import * as esbuild from "esbuild";
 import { dump as dumpYaml, load as loadYaml } from "js-yaml";
 import { cacheDir } from "../harness/binaries.ts";
 import { completionScript } from "../plugin/complete.ts";
+import { CHART_NAME, chartFiles } from "./chart.ts";
 
 const run = promisify(execFile);
 
@@ -415,6 +417,15 @@ export function zip(entries: ArchiveEntry[]): Buffer {
 export const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
 
 // ---------------------------------------------------------------------------------------------
+// The Helm chart
+
+/** The chart as `helm package` lays it out: <name>-<version>.tgz holding <name>/Chart.yaml and the rest. */
+export function chartArchive(version = packageJson().version): { name: string; data: Buffer } {
+  const entries: ArchiveEntry[] = [...chartFiles()].map(([path, content]) => ({ name: `${CHART_NAME}/${path}`, data: Buffer.from(content), mode: 0o644 }));
+  return { name: `${CHART_NAME}-${version}.tgz`, data: tarGz(entries) };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The krew manifest
 
 /**
@@ -501,6 +512,10 @@ export async function packageAll(options: PackageOptions = {}): Promise<PackageR
     archives.push({ platform, archive, binary, sha256: sum, binaryBytes: data.length, archiveBytes: archiveData.length });
     log(`built ${relative(ROOT, archive)} (binary ${mib(data.length)}, archive ${mib(archiveData.length)}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   }
+  const chart = chartArchive();
+  writeFileSync(join(outDir, chart.name), chart.data);
+  sums.set(chart.name, sha256(chart.data));
+  log(`wrote ${relative(ROOT, join(outDir, chart.name))} (the Helm chart)`);
   writeFileSync(sumsFile, formatSums(sums));
   const manifest = join(outDir, "mcsa.yaml");
   writeFileSync(manifest, fillManifest(readFileSync(MANIFEST_TEMPLATE, "utf8"), packageJson().version, sums));

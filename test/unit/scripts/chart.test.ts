@@ -2,6 +2,7 @@
 // reaches the field install's matching flag sets, the template text says the same as renderChart()
 // (read here by a small evaluator of the few template forms the generator writes; the e2e test
 // renders it with real helm), and an object install gains is in the chart by itself.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,7 @@ import {
   renderChart,
   writeChart,
 } from "../../../scripts/chart.ts";
+import { chartArchive } from "../../../scripts/package.ts";
 
 /** Extra objects the mocked installObjects() appends, as if install had gained them. */
 const extra = vi.hoisted(() => ({ objects: [] as KubernetesObject[] }));
@@ -293,5 +295,16 @@ describe("npm run chart -- --out DIR", () => {
     expect(Object.keys(schema.properties).sort()).toEqual(Object.keys(defaults).sort());
     expect(schema.properties.logLevel!.enum).toEqual(["", "debug", "info", "warn", "error"]);
     expect(schema.properties.imagePullPolicy!.enum).toEqual(["", "Always", "IfNotPresent", "Never"]);
+  });
+
+  it("the release's chart archive (npm run package) lays the same files out as helm package does, the same bytes each time", () => {
+    const archive = chartArchive("1.2.3");
+    expect(archive.name).toBe("kubectl-mcsa-1.2.3.tgz");
+    const file = join(dir, archive.name);
+    writeFileSync(file, archive.data);
+    const names = execFileSync("tar", ["-tzf", file], { encoding: "utf8" }).trim().split("\n").sort();
+    expect(names).toEqual([...chartFiles().keys()].map((p) => `kubectl-mcsa/${p}`).sort());
+    expect(execFileSync("tar", ["-xzOf", file, "kubectl-mcsa/templates/install.yaml"], { encoding: "utf8" })).toBe(template());
+    expect(chartArchive("1.2.3").data.equals(archive.data)).toBe(true);
   });
 });
