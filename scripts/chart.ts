@@ -20,8 +20,8 @@
 // them in the Secret mcsa-webhook-tls. The chart does the same in the template: it looks the Secret
 // up (`lookup`) and keeps it across upgrades, re-issues the serving certificate from the same CA when
 // it has less than a year left (the date is kept in an annotation of the Secret), and makes a new CA
-// and pair (genCA, genSignedCert) only when the Secret is missing. `helm template` and --dry-run
-// cannot look anything up: they show a fresh pair.
+// and pair (genCAWithKey, genSignedCertWithKey; ECDSA P-256 keys, as install's) only when the Secret
+// is missing. `helm template` and --dry-run cannot look anything up: they show a fresh pair.
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -252,8 +252,8 @@ function tlsTemplate(): string {
     "The webhook's serving certificate and its CA, as `kubectl mcsa install` keeps them in the Secret",
     `${WEBHOOK_SECRET}: an existing Secret is kept across upgrades; its serving certificate is re-issued by the`,
     `same CA when it has less than ${SERVING_MIN_REMAINING_DAYS} days left; a new CA (${CA_DAYS} days) and serving certificate`,
-    `(${SERVING_DAYS} days) are made only when the Secret is missing. helm template and --dry-run cannot look the`,
-    "Secret up, and show a fresh pair.",
+    `(${SERVING_DAYS} days) are made only when the Secret is missing. Keys are ECDSA P-256, as install's. helm template`,
+    "and --dry-run cannot look the Secret up, and show a fresh pair.",
     "*/}}",
     `{{- $secret := lookup "v1" "Secret" ${goString(SYSTEM_NAMESPACE)} ${goString(WEBHOOK_SECRET)} | default dict }}`,
     '{{- $data := get $secret "data" | default dict }}',
@@ -262,12 +262,12 @@ function tlsTemplate(): string {
     `{{- if and ${["ca.crt", "ca.key", "tls.crt", "tls.key"].map(get).join(" ")} }}`,
     `{{-   $tls = dict "caBundle" (${get("ca.crt")} | b64dec) "caKey" (${get("ca.key")} | b64dec) "cert" (${get("tls.crt")} | b64dec) "key" (${get("tls.key")} | b64dec) "notAfter" $notAfter }}`,
     `{{-   if and $notAfter ((toDate "2006-01-02T15:04:05Z07:00" $notAfter).Before (now | dateModify "+${SERVING_MIN_REMAINING_DAYS * 24}h")) }}`,
-    `{{-     $serving := genSignedCert ${goString(dns[0]!)} nil (list ${dns.map(goString).join(" ")}) ${SERVING_DAYS} (buildCustomCert ${get("ca.crt")} ${get("ca.key")}) }}`,
+    `{{-     $serving := genSignedCertWithKey ${goString(dns[0]!)} nil (list ${dns.map(goString).join(" ")}) ${SERVING_DAYS} (buildCustomCert ${get("ca.crt")} ${get("ca.key")}) (genPrivateKey "ecdsa") }}`,
     `{{-     $tls = merge (dict "cert" $serving.Cert "key" $serving.Key "notAfter" ${date(SERVING_DAYS * 24)}) $tls }}`,
     "{{-   end }}",
     "{{- else }}",
-    `{{-   $ca := genCA "mcsa-webhook-ca" ${CA_DAYS} }}`,
-    `{{-   $serving := genSignedCert ${goString(dns[0]!)} nil (list ${dns.map(goString).join(" ")}) ${SERVING_DAYS} $ca }}`,
+    `{{-   $ca := genCAWithKey "mcsa-webhook-ca" ${CA_DAYS} (genPrivateKey "ecdsa") }}`,
+    `{{-   $serving := genSignedCertWithKey ${goString(dns[0]!)} nil (list ${dns.map(goString).join(" ")}) ${SERVING_DAYS} $ca (genPrivateKey "ecdsa") }}`,
     `{{-   $tls = dict "caBundle" $ca.Cert "caKey" $ca.Key "cert" $serving.Cert "key" $serving.Key "notAfter" ${date(SERVING_DAYS * 24)} }}`,
     "{{- end }}",
   ].join("\n");

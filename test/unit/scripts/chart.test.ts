@@ -233,8 +233,8 @@ describe("each value reaches the field install's matching flag sets", () => {
     const t = template();
     expect(t).toContain(`lookup "v1" "Secret" "${SYSTEM_NAMESPACE}" "${WEBHOOK_SECRET}"`);
     expect(t).toMatch(/buildCustomCert \(index \$data "ca.crt"\) \(index \$data "ca.key"\)/);
-    expect(t).toMatch(/genCA "mcsa-webhook-ca" 3650/);
-    expect(t).toMatch(/genSignedCert "mcsa-webhook\.multicluster-service-account\.svc" nil \(list "mcsa-webhook\.multicluster-service-account\.svc" "mcsa-webhook\.multicluster-service-account\.svc\.cluster\.local"\) 1825/);
+    expect(t).toMatch(/genCAWithKey "mcsa-webhook-ca" 3650 \(genPrivateKey "ecdsa"\)/);
+    expect(t).toMatch(/genSignedCertWithKey "mcsa-webhook\.multicluster-service-account\.svc" nil \(list "mcsa-webhook\.multicluster-service-account\.svc" "mcsa-webhook\.multicluster-service-account\.svc\.cluster\.local"\) 1825 (\$ca|\(buildCustomCert [^)]*\) [^)]*\)) \(genPrivateKey "ecdsa"\)/);
     expect(t).not.toMatch(/MCSAMARK|MCSAHOLE/);
   });
 });
