@@ -328,6 +328,8 @@ function valuesSchema(): unknown {
       resources: { type: "object", additionalProperties: false, properties: { requests: quantities, limits: quantities, claims: { type: "array" } } },
       logLevel: { enum: ["", ...LOG_LEVELS] },
       namespaceSelector: selector,
+      // Helm's own: values shared with subcharts (this chart has none).
+      global: { type: "object" },
     },
   };
 }

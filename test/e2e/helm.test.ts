@@ -100,8 +100,9 @@ function expectServing(tls: ChartTls, days = SERVING_DAYS): void {
 }
 
 const read = (o: KubernetesObject) => api.read({ apiVersion: o.apiVersion!, kind: o.kind!, metadata: { name: o.metadata!.name!, namespace: o.metadata!.namespace } });
-const live = async <T extends KubernetesObject>(kind: string, name: string, namespace?: string): Promise<T> =>
-  (await read({ apiVersion: kind === "Deployment" ? "apps/v1" : kind === "Secret" ? "v1" : "admissionregistration.k8s.io/v1", kind, metadata: { name, namespace } })) as T;
+const API_VERSIONS: Record<string, string> = { Deployment: "apps/v1", Secret: "v1", MutatingWebhookConfiguration: "admissionregistration.k8s.io/v1" };
+const live = async <T extends KubernetesObject>(kind: keyof typeof API_VERSIONS, name: string, namespace?: string): Promise<T> =>
+  (await read({ apiVersion: API_VERSIONS[kind], kind, metadata: { name, namespace } })) as T;
 
 const defaults = chartModel().defaults;
 
@@ -202,7 +203,8 @@ describe("the generated chart with real helm", () => {
       { name: WEBHOOK_SECRET, namespace: SYSTEM_NAMESPACE, body: { metadata: { annotations: { [SERVING_NOT_AFTER_ANNOTATION]: soon } } } },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
-    ok(await helm(["upgrade", RELEASE, chart, "--reuse-values"]), "helm upgrade (renewal)");
+    // --force-conflicts only because this test, not time, changed the annotation helm applied (server-side apply).
+    ok(await helm(["upgrade", RELEASE, chart, "--reuse-values", "--force-conflicts"]), "helm upgrade (renewal)");
     const renewed = tlsOf(await live<V1Secret>("Secret", WEBHOOK_SECRET, SYSTEM_NAMESPACE));
     expect(renewed.caBundle).toBe(installedTls.caBundle);
     expect(renewed.caKey).toBe(installedTls.caKey);

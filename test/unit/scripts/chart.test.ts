@@ -290,9 +290,15 @@ describe("npm run chart -- --out DIR", () => {
     expect(readFileSync(join(other, "keep.txt"), "utf8")).toBe("mine");
   });
 
+  it("docs/install.md's values table lists every value with its default", () => {
+    const docs = readFileSync(join(import.meta.dirname, "../../../docs/install.md"), "utf8").split("## With Helm")[1]!;
+    const rows = [...docs.matchAll(/^\| `(\w+)` \| `([^`]*)` \|/gm)].map((m) => [m[1]!, JSON.parse(m[2]!) as unknown]);
+    expect(Object.fromEntries(rows)).toEqual(defaults);
+  });
+
   it("values.schema.json names every value and allows only install's choices", () => {
     const schema = JSON.parse(chartFiles().get("values.schema.json")!) as { properties: Record<string, { enum?: string[] }> };
-    expect(Object.keys(schema.properties).sort()).toEqual(Object.keys(defaults).sort());
+    expect(Object.keys(schema.properties).filter((k) => k !== "global").sort()).toEqual(Object.keys(defaults).sort());
     expect(schema.properties.logLevel!.enum).toEqual(["", "debug", "info", "warn", "error"]);
     expect(schema.properties.imagePullPolicy!.enum).toEqual(["", "Always", "IfNotPresent", "Never"]);
   });
