@@ -25,8 +25,8 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import type { KubernetesObject, V1Container, V1Deployment, V1LabelSelector, V1MutatingWebhookConfiguration, V1ResourceRequirements } from "@kubernetes/client-node";
-import { dump } from "js-yaml";
+import { type KubernetesObject, type V1Container, type V1Deployment, type V1LabelSelector, type V1MutatingWebhookConfiguration, type V1ResourceRequirements, dumpYaml } from "@kubernetes/client-node";
+import { dump, load } from "js-yaml";
 import { GROUP, SYSTEM_NAMESPACE } from "../common/api.ts";
 import { DEFAULT_IMAGE, MANAGER_NAME, PRODUCT_VERSION, WEBHOOK_SECRET, type WebhookTls, webhookDnsNames } from "../common/manifests.ts";
 import { CA_DAYS, SERVING_DAYS, SERVING_MIN_REMAINING_DAYS } from "../common/serving-cert.ts";
@@ -128,6 +128,11 @@ export interface ChartModel {
 
 const isCrd = (o: KubernetesObject) => o.kind === "CustomResourceDefinition";
 
+/** An object as the API server gets it from client-node (KubernetesObjectApi, which install applies with). */
+export function wireForm<T extends KubernetesObject>(object: T): T {
+  return load(dumpYaml(object)) as T;
+}
+
 function managerOf(objects: KubernetesObject[]): { deployment: V1Deployment; container: V1Container } {
   const deployment = objects.find((o) => o.kind === "Deployment" && o.metadata?.name === MANAGER_NAME) as V1Deployment | undefined;
   if (!deployment?.spec?.template.spec) throw new Error(`chart: installObjects() has no Deployment ${MANAGER_NAME}`);
@@ -138,7 +143,7 @@ function managerOf(objects: KubernetesObject[]): { deployment: V1Deployment; con
 
 export function chartModel(): ChartModel {
   const tls: WebhookTls = { caBundle: mark("caBundle"), caKey: mark("caKey"), cert: mark("cert"), key: mark("key") };
-  const objects = installObjects({
+  const tsObjects = installObjects({
     image: mark("image"),
     sidecarImage: mark("sidecarImage"),
     imagePullPolicy: mark("imagePullPolicy") as ChartValues["imagePullPolicy"] & string as "Always",
@@ -147,6 +152,8 @@ export function chartModel(): ChartModel {
     // Every Kubernetes the chart supports (Chart.yaml kubeVersion) has them, as install --dry-run=client assumes.
     matchConditions: true,
   });
+  // As install sends them (client-node's names, e.g. x_kubernetes_list_type, become the API's).
+  const objects = tsObjects.map(wireForm);
   const { deployment, container } = managerOf(objects);
   const webhooks = objects.filter((o): o is V1MutatingWebhookConfiguration => o.kind === "MutatingWebhookConfiguration").flatMap((o) => o.webhooks ?? []);
   if (webhooks.length === 0 || webhooks.some((w) => w.namespaceSelector === undefined)) throw new Error("chart: installObjects() has no webhook with a namespaceSelector");

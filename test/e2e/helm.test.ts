@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CRD_NAME, SYSTEM_NAMESPACE } from "../../common/api.ts";
 import { MANAGER_NAME, WEBHOOK_CONFIGURATION, WEBHOOK_SECRET, crd, webhookDnsNames } from "../../common/manifests.ts";
 import { SERVING_DAYS } from "../../common/serving-cert.ts";
-import { type ChartTls, type ChartValues, SERVING_NOT_AFTER_ANNOTATION, chartModel, renderChart } from "../../scripts/chart.ts";
+import { type ChartTls, type ChartValues, SERVING_NOT_AFTER_ANNOTATION, chartModel, renderChart, wireForm } from "../../scripts/chart.ts";
 import { type HelmBinary, ensureHelm } from "../../harness/helm.ts";
 import { adminConfig, statusOf } from "../../harness/kube.ts";
 import { ROOT, eventually } from "../../harness/run.ts";
@@ -141,27 +141,29 @@ describe("the generated chart with real helm", () => {
   it("helm template gives installObjects()' objects: the CRD from crds/, the rest as renderChart() computes them, a fresh valid certificate", async () => {
     const rendered = docs(ok(await helm(["template", RELEASE, chart, "--include-crds"]), "helm template").stdout);
     const crds = rendered.filter((o) => o.kind === "CustomResourceDefinition");
-    expect(crds).toEqual([crd()]);
+    expect(crds).toEqual([wireForm(crd())]);
     const objects = rendered.filter((o) => o.kind !== "CustomResourceDefinition");
     const tls = tlsOf(objects.find((o) => o.kind === "Secret" && o.metadata?.name === WEBHOOK_SECRET) as V1Secret);
     expectServing(tls);
     expect(sorted(objects)).toEqual(sorted(renderChart(defaults, tls)));
 
+    const matchExpressions = [{ key: "team", operator: "In", values: ["a", "b"] }];
+    const set = [
+      "--set", "image=registry.example/mcsa:v9,sidecarImage=registry.example/sidecar:v9,imagePullPolicy=Never,replicas=3,logLevel=debug",
+      "--set-json", 'resources={"requests":{"cpu":"100m"}}',
+      // Helm merges maps into the defaults: null removes the default label.
+      "--set-json", `namespaceSelector={"matchLabels":null,"matchExpressions":${JSON.stringify(matchExpressions)}}`,
+    ];
     const values: ChartValues = {
       ...defaults,
       image: "registry.example/mcsa:v9",
       sidecarImage: "registry.example/sidecar:v9",
       imagePullPolicy: "Never",
       replicas: 3,
-      resources: { requests: { cpu: "100m" } },
+      resources: { ...defaults.resources, requests: { ...defaults.resources.requests, cpu: "100m" } },
       logLevel: "debug",
-      namespaceSelector: { matchExpressions: [{ key: "team", operator: "In", values: ["a", "b"] }] },
+      namespaceSelector: { matchExpressions },
     };
-    const set = [
-      "--set", `image=${values.image},sidecarImage=${values.sidecarImage},imagePullPolicy=Never,replicas=3,logLevel=debug`,
-      "--set-json", `resources=${JSON.stringify(values.resources)}`,
-      "--set-json", `namespaceSelector=${JSON.stringify(values.namespaceSelector)}`,
-    ];
     const custom = docs(ok(await helm(["template", RELEASE, chart, ...set]), "helm template --set").stdout);
     const customTls = tlsOf(custom.find((o) => o.kind === "Secret") as V1Secret);
     expect(sorted(custom)).toEqual(sorted(renderChart(values, customTls)));
@@ -216,28 +218,67 @@ describe("the generated chart with real helm", () => {
 
   it("helm uninstall removes every object but the CRD (Helm keeps crds/); deleting the CRD as documented leaves nothing", async () => {
     ok(await helm(["uninstall", RELEASE, "--wait", "--timeout", "90s"]), "helm uninstall");
-    const objects = renderChart(defaults, { caBundle: "", caKey: "", cert: "", key: "", notAfter: "" });
-    await eventually(
-      "every object of the chart but the CRD to be gone",
-      async () => {
-        const left: string[] = [];
-        for (const o of objects) if ((await statusOf(read(o))) !== 404) left.push(key(o));
-        return left.length === 0 ? true : undefined;
-      },
-      90_000,
-      500,
-    ).catch(async (error: Error) => {
-      const left: string[] = [];
-      for (const o of objects) if ((await statusOf(read(o))) !== 404) left.push(key(o));
-      throw new Error(`${error.message}; still there: ${left.join(", ")}`);
-    });
-    expect(ok(await helm(["list", "--all-namespaces", "--all", "-q"]), "helm list").stdout.trim()).toBe("");
-    const releaseSecrets = await core.listNamespacedSecret({ namespace: RELEASE_NAMESPACE, labelSelector: `owner=helm,name=${RELEASE}` });
-    expect(releaseSecrets.items).toEqual([]);
+    await gone(objects(), "every object of the chart but the CRD");
+    expect(ok(await helm(["list", "--all-namespaces", ...ANY_STATE, "-q"]), "helm list").stdout.trim()).toBe("");
+    expect((await core.listNamespacedSecret({ namespace: RELEASE_NAMESPACE, labelSelector: "owner=helm" })).items).toEqual([]);
     // Helm never deletes what crds/ installed (its imports would go with it).
     expect(await statusOf(read(crd()))).toBe(200);
-    const deleted = await exec(state.kubectl, ["--kubeconfig", state.kubeconfig, "--context", CONTEXT, "delete", "crd", CRD_NAME, "--wait", "--timeout=60s"]);
-    expect(deleted.code, deleted.stderr).toBe(0);
-    expect(await statusOf(read(crd()))).toBe(404);
+    await deleteCrd();
+  });
+
+  it("with its record in the chart's own namespace (-n multicluster-service-account --create-namespace), the release installs, but helm uninstall fails as docs/install.md says", async () => {
+    ok(await helm(["install", RELEASE, chart, "-n", SYSTEM_NAMESPACE, "--create-namespace"]), "helm install -n multicluster-service-account");
+    for (const o of objects()) expect(await statusOf(read(o)), key(o)).toBe(200);
+    const uninstalled = await helm(["uninstall", RELEASE, "-n", SYSTEM_NAMESPACE, "--wait", "--timeout", "90s"]);
+    // The namespace went, and the release record with it, before helm could purge the record.
+    expect(uninstalled.code).toBe(1);
+    expect(uninstalled.stderr).toMatch(/Failed to purge the release: release: not found/);
+    await gone(objects(), "every object of the chart but the CRD");
+    expect(ok(await helm(["list", "--all-namespaces", ...ANY_STATE, "-q"]), "helm list").stdout.trim()).toBe("");
+    await deleteCrd();
+  });
+
+  it("Helm refuses to take over what kubectl mcsa install created", async () => {
+    const mcsa = (args: string[]) => exec(process.execPath, [join(ROOT, "plugin/main.ts"), ...args, "--context", CONTEXT], { KUBECONFIG: state.kubeconfig });
+    ok(await mcsa(["install"]), "kubectl mcsa install");
+    const overInstall = await helm(["install", RELEASE, chart]);
+    expect(overInstall.code).not.toBe(0);
+    expect(overInstall.stderr).toMatch(/exists and cannot be imported into the current release: invalid ownership metadata/);
+    ok(await mcsa(["uninstall", "--timeout", "60s"]), "kubectl mcsa uninstall");
+    await cleanUp();
   });
 });
+
+/** Every helm release state, for helm list. */
+const ANY_STATE = ["--deployed", "--failed", "--pending", "--superseded", "--uninstalled", "--uninstalling"];
+
+/** The chart's objects (the CRD apart), by kind and name. */
+const objects = () => renderChart(defaults, { caBundle: "", caKey: "", cert: "", key: "", notAfter: "" });
+
+async function gone(list: KubernetesObject[], what: string): Promise<void> {
+  const left = async () => {
+    const found: string[] = [];
+    for (const o of list) if ((await statusOf(read(o))) !== 404) found.push(key(o));
+    return found;
+  };
+  try {
+    await eventually(`${what} to be gone`, async () => ((await left()).length === 0 ? true : undefined), 90_000, 500);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; still there: ${(await left()).join(", ")}`, { cause: error });
+  }
+}
+
+async function deleteCrd(): Promise<void> {
+  const deleted = await exec(state.kubectl, ["--kubeconfig", state.kubeconfig, "--context", CONTEXT, "delete", "crd", CRD_NAME, "--wait", "--timeout=60s"]);
+  expect(deleted.code, deleted.stderr).toBe(0);
+  expect(await statusOf(read(crd()))).toBe(404);
+}
+
+/** After a refused install: no release in any state, and nothing of the chart (the CRD included) left. */
+async function cleanUp(): Promise<void> {
+  for (const namespace of [RELEASE_NAMESPACE, SYSTEM_NAMESPACE]) await helm(["uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "60s"]);
+  await statusOf(core.deleteNamespace({ name: SYSTEM_NAMESPACE }));
+  await statusOf(kc.makeApiClient(ApiextensionsV1Api).deleteCustomResourceDefinition({ name: CRD_NAME }));
+  await gone([...objects(), wireForm(crd())], "the refused install's objects");
+  expect(ok(await helm(["list", "--all-namespaces", ...ANY_STATE, "-q"]), "helm list").stdout.trim()).toBe("");
+}

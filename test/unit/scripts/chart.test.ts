@@ -19,6 +19,7 @@ import {
   chartFiles,
   chartModel,
   renderChart,
+  wireForm,
   writeChart,
 } from "../../../scripts/chart.ts";
 import { chartArchive } from "../../../scripts/package.ts";
@@ -48,7 +49,9 @@ const withValues = (v: Partial<ChartValues>): ChartValues => ({ ...defaults, ...
 
 /** installObjects() as `kubectl mcsa install` calls it with its defaults (in cluster, matchConditions on). */
 const installed = (options: Partial<Parameters<typeof installObjects>[0]> = {}) =>
-  installObjects({ image: DEFAULT_IMAGE, sidecarImage: DEFAULT_IMAGE, tls, matchConditions: true, ...options }).filter((o) => o.kind !== "CustomResourceDefinition");
+  installObjects({ image: DEFAULT_IMAGE, sidecarImage: DEFAULT_IMAGE, tls, matchConditions: true, ...options })
+    .filter((o) => o.kind !== "CustomResourceDefinition")
+    .map(wireForm);
 
 /** The chart's one addition to install's objects: the serving certificate's expiry on its Secret. */
 function withoutNotAfter(objects: KubernetesObject[]): KubernetesObject[] {
@@ -175,7 +178,11 @@ describe("the chart's objects are install's objects", () => {
 
   it("the CRD is in crds/, as crd() makes it, and not among the templates", () => {
     const files = chartFiles();
-    expect(loadYaml(files.get(`crds/${crd().metadata!.name}.yaml`)!)).toEqual(crd());
+    const file = loadYaml(files.get(`crds/${crd().metadata!.name}.yaml`)!) as object;
+    expect(file).toEqual(wireForm(crd()));
+    // The API's names, not client-node's (which it renames when it sends an object).
+    expect(JSON.stringify(file)).toContain('"x-kubernetes-list-type":"map"');
+    expect(JSON.stringify(file)).not.toContain("x_kubernetes");
     expect(template()).not.toMatch(/kind: CustomResourceDefinition/);
   });
 });
