@@ -2,11 +2,13 @@
 // lint, template (the objects renderChart() computes, hence installObjects()' objects), install,
 // upgrade (a changed value applied, the webhook's certificate kept, an expiring one re-issued by the
 // same CA), uninstall, with nothing left behind once the CRD (which Helm never deletes) is deleted
-// as docs/install.md says. No pod needs to run: the Deployment is checked as an object, and helm
-// does not wait for it (no --wait), as with `kubectl mcsa install` without --wait.
+// as docs/install.md says; and the two cases docs/install.md warns about (the release record in the
+// chart's namespace, a cluster where `kubectl mcsa install` already ran). No pod needs to run: the
+// Deployment is checked as an object, and helm does not wait for it (no --wait), as with
+// `kubectl mcsa install` without --wait.
 import { execFile } from "node:child_process";
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiextensionsV1Api, CoreV1Api, type KubernetesObject, KubernetesObjectApi, PatchStrategy, type V1Deployment, type V1MutatingWebhookConfiguration, type V1Secret, setHeaderOptions } from "@kubernetes/client-node";
@@ -16,6 +18,7 @@ import { CRD_NAME, SYSTEM_NAMESPACE } from "../../common/api.ts";
 import { MANAGER_NAME, WEBHOOK_CONFIGURATION, WEBHOOK_SECRET, crd, webhookDnsNames } from "../../common/manifests.ts";
 import { SERVING_DAYS } from "../../common/serving-cert.ts";
 import { type ChartTls, type ChartValues, SERVING_NOT_AFTER_ANNOTATION, chartModel, renderChart, wireForm } from "../../scripts/chart.ts";
+import { chartArchive } from "../../scripts/package.ts";
 import { type HelmBinary, ensureHelm } from "../../harness/helm.ts";
 import { adminConfig, statusOf } from "../../harness/kube.ts";
 import { ROOT, eventually } from "../../harness/run.ts";
@@ -127,12 +130,17 @@ afterAll(async () => {
 }, 120_000);
 
 describe("the generated chart with real helm", () => {
-  it("helm lint passes (strict), and the values schema refuses a value install would refuse", async () => {
+  it("helm lint passes (strict), on the chart and on the release's archive, and the values schema refuses a value install would refuse", async () => {
     const lint = ok(await helm(["lint", "--strict", chart]), "helm lint");
     expect(lint.stdout).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
     const bad = await helm(["lint", chart, "--set", "logLevel=loud"]);
     expect(bad.code).not.toBe(0);
     expect(`${bad.stdout}${bad.stderr}`).toMatch(/logLevel/);
+    // The release's archive (npm run package) is the same chart.
+    const archive = chartArchive();
+    writeFileSync(join(home, archive.name), archive.data);
+    expect(ok(await helm(["lint", "--strict", join(home, archive.name)]), "helm lint (archive)").stdout).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(ok(await helm(["show", "chart", join(home, archive.name)]), "helm show chart").stdout).toMatch(/^name: kubectl-mcsa$/m);
     const badReplicas = await helm(["template", RELEASE, chart, "--set", "replicas=0"]);
     expect(badReplicas.code).not.toBe(0);
     expect(badReplicas.stderr).toMatch(/replicas/);
