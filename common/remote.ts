@@ -48,12 +48,14 @@ export function classify(error: unknown, clusterName: string, what: string): Rem
       `cluster "${clusterName}" no longer accepts this cluster's importer identity (401): run kubectl mcsa bootstrap again`,
     );
   }
-  if (code === 403 && message.includes(`ValidatingAdmissionPolicy '${GRANT_POLICY_NAME}'`)) {
-    // The remote's grant policy (grantPolicy) refused: its own message says which rule.
+  if (message.includes(`ValidatingAdmissionPolicy '${GRANT_POLICY_NAME}'`)) {
+    // The remote's grant policy (grantPolicy) refused: 403 with its own message that says which
+    // rule, or 422 when it could not be evaluated (no anchor in the namespace; params not synced).
     const rule = message.replace(/^.*? denied request: /s, "");
     if (/no params found/.test(rule)) {
       return new RemoteFailure("NotGranted", `cluster "${clusterName}" refuses ${what}: this cluster's importer has no grant in that namespace`);
     }
+    if (/not yet synced/.test(rule)) return new RemoteFailure("RemoteUnreachable", `cluster "${clusterName}": its grant policy is starting (${rule})`);
     const exceeded = /allows (tokens of at most|the audiences)/.test(rule);
     return new RemoteFailure(exceeded ? "GrantExceeded" : "NotGranted", `cluster "${clusterName}" refuses ${what}: ${rule}`);
   }
