@@ -1,3 +1,4 @@
+import { ApiException } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import {
   GRANT_AUDIENCES_ANNOTATION,
@@ -13,6 +14,7 @@ import {
   importerFor,
 } from "../../../common/grant.ts";
 import { validateDnsSubdomain } from "../../../common/names.ts";
+import { classify } from "../../../common/remote.ts";
 
 describe("grants", () => {
   const importer = importerFor("kind-Cluster_1");
@@ -95,5 +97,23 @@ describe("grants", () => {
       validationActions: ["Deny"],
       paramRef: { selector: { matchExpressions: [{ key: IMPORTER_LABEL, operator: "Exists" }] }, parameterNotFoundAction: "Deny" },
     });
+  });
+
+  it("tells the grant policy's refusals apart from RBAC's: NotGranted, GrantExceeded, and a policy not evaluated", () => {
+    const refusal = (code: number, message: string) =>
+      classify(new ApiException(code, "x", JSON.stringify({ kind: "Status", code, message }), {}), "cluster2", "creating a token for service account t/b");
+    const denied = (rule: string) => `serviceaccounts "b" is forbidden: ValidatingAdmissionPolicy '${GRANT_POLICY_NAME}' with binding '${GRANT_POLICY_NAME}' denied request: ${rule}`;
+    expect(refusal(403, denied("grant g allows tokens of service account a only, not b"))).toMatchObject({
+      reason: "NotGranted",
+      message: 'cluster "cluster2" refuses creating a token for service account t/b: grant g allows tokens of service account a only, not b',
+    });
+    expect(refusal(403, denied("grant g allows tokens of at most 86400s, not 172800s")).reason).toBe("GrantExceeded");
+    expect(refusal(403, denied("grant g allows the audiences https://b (the API server's own) only, not vault")).reason).toBe("GrantExceeded");
+    expect(refusal(422, denied("failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"))).toMatchObject({
+      reason: "NotGranted",
+      message: expect.stringMatching(/has no grant in that namespace$/),
+    });
+    expect(refusal(422, denied("failed to configure binding: paramKind kind `/v1, Kind=Secret` not yet synced to use for admission")).reason).toBe("RemoteUnreachable");
+    expect(refusal(403, 'serviceaccounts "b" is forbidden: User "x" cannot create resource "serviceaccounts/token"').reason).toBe("Forbidden");
   });
 });
