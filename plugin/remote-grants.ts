@@ -11,6 +11,7 @@ import {
 } from "@kubernetes/client-node";
 import { SYSTEM_NAMESPACE } from "../common/api.ts";
 import {
+  DEFAULT_GRANT_MAX_EXPIRATION_SECONDS,
   GRANT_FOR_ANNOTATION,
   type GrantLimits,
   type GrantObjects,
@@ -93,18 +94,22 @@ export async function removeGrantPolicy(kc: KubeConfig): Promise<boolean> {
 }
 
 export interface RecordedGrants {
-  /** namespace/name of the anchors annotated now. */
+  /** namespace/name of the importer's own anchors annotated now. */
   recorded: string[];
+  /** namespace/name of other importers' anchors annotated now (with a plain import's limits: their imports are not readable here). */
+  recordedOthers: string[];
   /** namespace/name of anchors whose Role names no service account: their tokens are refused once the policy is in. */
   unrecorded: string[];
 }
 
 /**
  * The migration of grants made before grants were enforced: their anchors record nothing, and
- * the grant policy refuses what they do not record. For each of the importer's anchors without
- * the annotations, records the service account its Role lets the importer mint tokens for (and
- * the audiences and lifetime the import asks, from `limitsFor`), and lets the Role read its
- * anchor. Run before the policy is installed, so that no working import breaks.
+ * the grant policy refuses what they do not record. For each anchor without the annotations (of
+ * every importer: the policy applies to all of them), records the service account its Role lets
+ * the importer mint tokens for, with the audiences and lifetime `limitsFor` says (for this
+ * importer's, what its import asks; for another's, a plain import's: the API server's audiences,
+ * a day), and lets the Role read its anchor. Run before the policy is installed, so that no
+ * working import of this importer breaks.
  */
 export async function recordGrants(
   kc: KubeConfig,
@@ -113,8 +118,8 @@ export async function recordGrants(
 ): Promise<RecordedGrants> {
   const core = kc.makeApiClient(CoreV1Api);
   const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-  const anchors = (await core.listSecretForAllNamespaces({ labelSelector: `${IMPORTER_LABEL}=${importer.serviceAccount}` })).items;
-  const result: RecordedGrants = { recorded: [], unrecorded: [] };
+  const anchors = (await core.listSecretForAllNamespaces({ labelSelector: IMPORTER_LABEL })).items;
+  const result: RecordedGrants = { recorded: [], recordedOthers: [], unrecorded: [] };
   for (const anchor of anchors) {
     if (grantLimitsOf(anchor)) continue;
     const { name, namespace } = anchor.metadata as { name: string; namespace: string };
@@ -130,14 +135,18 @@ export async function recordGrants(
       result.unrecorded.push(`${namespace}/${name}`);
       continue;
     }
-    const limits = await limitsFor(anchor.metadata?.annotations?.[GRANT_FOR_ANNOTATION]);
+    const own = anchor.metadata?.labels?.[IMPORTER_LABEL] === importer.serviceAccount;
+    const limits = own
+      ? await limitsFor(anchor.metadata?.annotations?.[GRANT_FOR_ANNOTATION])
+      : { audiences: [], maxExpirationSeconds: DEFAULT_GRANT_MAX_EXPIRATION_SECONDS };
     anchor.metadata!.annotations = { ...anchor.metadata!.annotations, ...grantAnnotations({ serviceAccount, ...limits }) };
     await core.replaceNamespacedSecret({ name, namespace, body: anchor });
-    if (!role.rules!.some((r) => r.resources?.includes("secrets") && r.verbs?.includes("get") && r.resourceNames?.includes(name))) {
+    const identity = anchor.metadata?.annotations?.[GRANT_FOR_ANNOTATION] === "identity";
+    if (!identity && !role.rules!.some((r) => r.resources?.includes("secrets") && r.verbs?.includes("get") && r.resourceNames?.includes(name))) {
       role.rules!.push({ apiGroups: [""], resources: ["secrets"], verbs: ["get"], resourceNames: [name] });
       await rbac.replaceNamespacedRole({ name, namespace, body: role });
     }
-    result.recorded.push(`${namespace}/${name}`);
+    (own ? result.recorded : result.recordedOthers).push(`${namespace}/${name}`);
   }
   return result;
 }

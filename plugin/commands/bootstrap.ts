@@ -196,7 +196,12 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
     await remote.rollback(created);
     throw new UserError(describeApiError(error, "registering the remote cluster", local.server));
   }
-  const migrated = recorded.recorded.length ? ` Recorded what ${recorded.recorded.length} existing grant(s) allow.` : "";
+  const migrated =
+    (recorded.recorded.length ? ` Recorded what ${recorded.recorded.length} existing grant(s) allow.` : "") +
+    (recorded.recordedOthers.length
+      ? ` Recorded ${recorded.recordedOthers.length} existing grant(s) of other importing clusters with a plain import's limits (the API server's audiences, tokens of at most a day): ` +
+        "an import of theirs that asks for more reports GrantExceeded with the command that widens its grant."
+      : "");
   const unrecorded = recorded.unrecorded.length
     ? `\nwarning: grant(s) ${recorded.unrecorded.join(", ")} have no Role that names a service account: their imports are refused until granted again (kubectl mcsa import … --remote-context ${o.from}).`
     : "";

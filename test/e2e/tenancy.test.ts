@@ -368,7 +368,10 @@ describe("upgrade: grants made before grants were enforced", () => {
     const annotations = old.anchor.metadata!.annotations!;
     old.anchor.metadata!.annotations = { [GRANT_FOR_ANNOTATION]: annotations[GRANT_FOR_ANNOTATION]! };
     old.role.rules = old.role.rules!.map((r) => (r.resources?.includes("secrets") ? { ...r, verbs: ["delete"] } : r));
-    await applyAsAdmin(state, "cluster2", [old.anchor, old.role, old.roleBinding]);
+    // And one of another importing cluster (the policy applies to every importer of cluster2).
+    const elsewhere = importGrant({ importer: { serviceAccount: "mcsa-importer-elsewhere", namespace: SYSTEM_NAMESPACE }, localNamespace: "x", importName: "y", remoteNamespace: SHARED, serviceAccount: B_SA });
+    elsewhere.anchor.metadata!.annotations = { [GRANT_FOR_ANNOTATION]: "x/y" };
+    await applyAsAdmin(state, "cluster2", [old.anchor, old.role, old.roleBinding, elsewhere.anchor, elsewhere.role, elsewhere.roleBinding]);
     await custom1.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
@@ -383,7 +386,10 @@ describe("upgrade: grants made before grants were enforced", () => {
     const boot = await mcsa("bootstrap", "--from", "cluster2", "--to", "cluster1");
     expect(boot.stderr).toBe("");
     expect(boot.code).toBe(0);
-    expect(boot.stdout).toMatch(/Recorded what 1 existing grant\(s\) allow/);
+    expect(boot.stdout).toMatch(/Recorded what 1 existing grant\(s\) allow\. Recorded 1 existing grant\(s\) of other importing clusters with a plain import's limits/);
+    const foreign = await core2.readNamespacedSecret({ name: elsewhere.anchor.metadata!.name!, namespace: SHARED });
+    expect(foreign.metadata?.annotations).toMatchObject({ [GRANT_SERVICE_ACCOUNT_ANNOTATION]: B_SA, [GRANT_AUDIENCES_ANNOTATION]: "", [GRANT_MAX_EXPIRATION_ANNOTATION]: "86400" });
+    await core2.deleteNamespacedSecret({ name: elsewhere.anchor.metadata!.name!, namespace: SHARED });
     const anchor = await core2.readNamespacedSecret({ name: old.anchor.metadata!.name!, namespace: SHARED });
     expect(anchor.metadata?.annotations).toMatchObject({ [GRANT_SERVICE_ACCOUNT_ANNOTATION]: A_SA, [GRANT_AUDIENCES_ANNOTATION]: "", [GRANT_MAX_EXPIRATION_ANNOTATION]: "86400" });
     const role = await rbac2.readNamespacedRole({ name: old.role.metadata!.name!, namespace: SHARED });
