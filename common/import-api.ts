@@ -53,6 +53,9 @@ const dnsLabel = { type: "string", minLength: 1, maxLength: 63, pattern: "^[a-z0
 const dateTime = { type: "string", format: "date-time" } as const;
 const int64 = { type: "integer", format: "int64" } as const;
 
+/** The longest token lifetime an import may ask for (a grant caps it further: grant-max-expiration-seconds). */
+export const MAX_EXPIRATION_SECONDS = 7 * 86400;
+
 const SPEC_SCHEMA = {
   type: "object",
   required: ["clusterName", "namespace", "name"],
@@ -63,10 +66,10 @@ const SPEC_SCHEMA = {
     expirationSeconds: {
       ...int64,
       minimum: MIN_EXPIRATION_SECONDS,
-      maximum: 86400 * 366,
-      description: "Requested token lifetime (default 3600); the remote server may shorten it.",
+      maximum: MAX_EXPIRATION_SECONDS,
+      description: "Requested token lifetime (default 3600, at most 7 days); the remote grant caps it, and the remote server may shorten it.",
     },
-    audiences: { type: "array", items: { type: "string" }, description: "Token audiences (default: the remote API server's)." },
+    audiences: { type: "array", items: { type: "string" }, description: "Token audiences (default: the remote API server's); the remote grant must allow them." },
   },
 } as const satisfies JsonSchema;
 
@@ -96,6 +99,16 @@ const STATUS_SCHEMA = {
     expirationTimestamp: { ...dateTime, description: "When the current token expires." },
     issuedAt: { ...dateTime, description: "When the current token was issued." },
     rotationRequest: { type: "string", description: "The last rotation request (annotation value) the controller acted on." },
+    grant: {
+      type: "object",
+      description: "What the remote grant allows, as its anchor recorded it when the controller last minted a token.",
+      required: ["serviceAccount", "maxExpirationSeconds"],
+      properties: {
+        serviceAccount: { type: "string", description: "The one remote service account the grant is for." },
+        audiences: { type: "array", items: { type: "string" }, description: "The audiences it allows (none: only the remote API server's own)." },
+        maxExpirationSeconds: { ...int64, description: "The longest token lifetime it allows." },
+      },
+    },
     observedGeneration: int64,
   },
 } as const satisfies JsonSchema;

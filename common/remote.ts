@@ -2,10 +2,21 @@
 // Failures are classified into the reasons an import's status reports.
 import { AuthenticationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, VersionApi } from "@kubernetes/client-node";
 import { apiMessage, reuseConnections, statusCode } from "./kube.ts";
-import { IDENTITY_TOKEN_SECONDS, type Importer } from "./grant.ts";
+import { GRANT_POLICY_NAME, type GrantLimits, IDENTITY_TOKEN_SECONDS, type Importer, grantLimitsOf } from "./grant.ts";
 import type { Registration } from "./registration.ts";
 
-export type FailureReason = "RemoteUnreachable" | "Unauthorized" | "Forbidden" | "NotFound" | "RemoteError" | "RegistrationMissing";
+export type FailureReason =
+  | "RemoteUnreachable"
+  | "Unauthorized"
+  /** RBAC: no grant of this service account to this cluster's importer at all. */
+  | "Forbidden"
+  /** The remote's grant policy: the import's grant is of another service account, or there is none in that namespace. */
+  | "NotGranted"
+  /** The remote's grant policy: the import asks for audiences or a lifetime beyond its grant. */
+  | "GrantExceeded"
+  | "NotFound"
+  | "RemoteError"
+  | "RegistrationMissing";
 
 export class RemoteFailure extends Error {
   readonly reason: FailureReason;
@@ -37,6 +48,17 @@ export function classify(error: unknown, clusterName: string, what: string): Rem
       `cluster "${clusterName}" no longer accepts this cluster's importer identity (401): run kubectl mcsa bootstrap again`,
     );
   }
+  if (message.includes(`ValidatingAdmissionPolicy '${GRANT_POLICY_NAME}'`)) {
+    // The remote's grant policy (grantPolicy) refused: 403 with its own message that says which
+    // rule, or 422 when it could not be evaluated (no anchor in the namespace; params not synced).
+    const rule = message.replace(/^.*? denied request: /s, "");
+    if (/no params found/.test(rule)) {
+      return new RemoteFailure("NotGranted", `cluster "${clusterName}" refuses ${what}: this cluster's importer has no grant in that namespace`);
+    }
+    if (/not yet synced/.test(rule)) return new RemoteFailure("RemoteUnreachable", `cluster "${clusterName}": its grant policy is starting (${rule})`);
+    const exceeded = /allows (tokens of at most|the audiences)/.test(rule);
+    return new RemoteFailure(exceeded ? "GrantExceeded" : "NotGranted", `cluster "${clusterName}" refuses ${what}: ${rule}`);
+  }
   if (code === 403) return new RemoteFailure("Forbidden", `cluster "${clusterName}" forbids ${what}: ${message}`);
   if (code === 404) return new RemoteFailure("NotFound", `cluster "${clusterName}": ${message}`);
   if (code >= 500 || code === 429) return new RemoteFailure("RemoteUnreachable", `cluster "${clusterName}" answered ${code}: ${message}`);
@@ -47,6 +69,8 @@ export interface MintedToken {
   token: string;
   issuedAt: Date;
   expiresAt: Date;
+  /** What the anchor's grant allows, when asked for (readGrant) and readable. */
+  grant?: GrantLimits;
 }
 
 export interface MintRequest {
@@ -56,6 +80,8 @@ export interface MintRequest {
   audiences?: string[];
   /** Name of a Secret in the same namespace that the token is bound to. */
   anchor?: string;
+  /** After minting, read what the anchor's grant allows (the grant's Role may get its anchor). */
+  readGrant?: boolean;
 }
 
 export async function mintToken(kc: KubeConfig, clusterName: string, req: MintRequest): Promise<MintedToken> {
@@ -75,10 +101,28 @@ export async function mintToken(kc: KubeConfig, clusterName: string, req: MintRe
     const token = result.status?.token;
     const expiresAt = result.status?.expirationTimestamp ? new Date(result.status.expirationTimestamp) : undefined;
     if (!token || !expiresAt) throw new RemoteFailure("RemoteError", `cluster "${clusterName}" returned a TokenRequest without a token`);
-    return { token, issuedAt, expiresAt };
+    const grant = req.readGrant && req.anchor ? await readGrant(kc, req.namespace, req.anchor) : undefined;
+    return { token, issuedAt, expiresAt, ...(grant && { grant }) };
   } catch (error) {
     if (error instanceof RemoteFailure) throw error;
-    throw classify(error, clusterName, `creating a token for service account ${req.namespace}/${req.serviceAccount}`);
+    const what = `creating a token for service account ${req.namespace}/${req.serviceAccount}`;
+    // The API server looks the bound object up: no anchor of that name in that namespace, no grant there.
+    if (statusCode(error) === 404 && req.anchor && apiMessage(error).includes(`secrets "${req.anchor}"`)) {
+      throw new RemoteFailure("NotGranted", `cluster "${clusterName}" refuses ${what}: the import has no grant in namespace ${req.namespace} (no anchor Secret ${req.anchor})`);
+    }
+    throw classify(error, clusterName, what);
+  }
+}
+
+/**
+ * What a grant allows, from its anchor's annotations; undefined when the anchor cannot be read
+ * (a grant of before the Role could read it) or records nothing (before grants were enforced).
+ */
+export async function readGrant(kc: KubeConfig, namespace: string, anchor: string): Promise<GrantLimits | undefined> {
+  try {
+    return grantLimitsOf(await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: anchor, namespace }));
+  } catch {
+    return undefined;
   }
 }
 

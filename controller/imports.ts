@@ -157,12 +157,12 @@ export class ImportController {
     const kept = this.unwritten.get(key);
     // Reused only while fresh (under a tenth of its life gone), so the schedule it sets stays true.
     if (kept?.request === asked && Date.now() < kept.minted.issuedAt.getTime() + (kept.minted.expiresAt.getTime() - kept.minted.issuedAt.getTime()) / 10) {
-      return { outcome: { ok: true, issuedAt: kept.minted.issuedAt, expiresAt: kept.minted.expiresAt }, token: kept.minted.token };
+      return { outcome: { ok: true, issuedAt: kept.minted.issuedAt, expiresAt: kept.minted.expiresAt, grant: kept.minted.grant }, token: kept.minted.token };
     }
     try {
       const minted = await mintToken(remote.kc, sai.spec.clusterName, request);
       this.unwritten.set(key, { request: asked, minted });
-      return { outcome: { ok: true, issuedAt: minted.issuedAt, expiresAt: minted.expiresAt }, token: minted.token };
+      return { outcome: { ok: true, issuedAt: minted.issuedAt, expiresAt: minted.expiresAt, grant: minted.grant }, token: minted.token };
     } catch (error) {
       if (!(error instanceof RemoteFailure)) throw error;
       return { outcome: { ok: false, reason: error.reason, message: error.message } };

@@ -16,7 +16,8 @@ import {
   type ServiceAccountImportStatus,
   readyCondition,
 } from "../common/api.ts";
-import { type Importer, importGrantName } from "../common/grant.ts";
+import { formatDuration } from "../common/duration.ts";
+import { type GrantLimits, type Importer, importGrantName } from "../common/grant.ts";
 import { buildImportSecretData, importSecretName, tokenExpiry } from "../common/import-secret.ts";
 import type { FailureReason, MintRequest } from "../common/remote.ts";
 import { renewalDelayMs } from "../common/schedule.ts";
@@ -42,7 +43,13 @@ export interface ClusterView {
   failure?: { reason: FailureReason; message: string };
 }
 
-export type MintOutcome = { ok: true; issuedAt: Date; expiresAt: Date } | { ok: false; reason: FailureReason; message: string };
+export type MintOutcome =
+  /** grant: what the import's grant allows, read from its anchor after minting (undefined: unreadable). */
+  | { ok: true; issuedAt: Date; expiresAt: Date; grant?: GrantLimits }
+  | { ok: false; reason: FailureReason; message: string };
+
+/** Refusals of the grant itself: what the import asks is not (or no longer) granted. */
+const GRANT_REFUSALS: readonly FailureReason[] = ["Forbidden", "NotGranted", "GrantExceeded", "NotFound"];
 
 /**
  * What the remote said of the token in the Secret when it was used (a SelfSubjectReview made with
@@ -137,6 +144,7 @@ export function planImport(input: PlanInput): ImportPlan {
         expirationSeconds: sai.spec.expirationSeconds ?? DEFAULT_EXPIRATION_SECONDS,
         audiences: sai.spec.audiences,
         anchor: importGrantName(cluster.importer, sai.metadata.namespace!, sai.metadata.name!),
+        readGrant: true,
       };
       const repair = repairNote(sai, secret, damaged, verify);
       if (repair) actions.push({ type: "log", level: "warn", message: repair });
@@ -160,11 +168,17 @@ export function planImport(input: PlanInput): ImportPlan {
 
   const mint = input.mint;
   if (!mint.ok) {
-    const message = mint.reason === "Forbidden" || mint.reason === "NotFound" ? withGrantHint(mint.message, sai) : mint.message;
+    const refused = GRANT_REFUSALS.includes(mint.reason);
+    const message = refused ? withGrantHint(mint.message, mint.reason, sai) : mint.message;
+    // The spec changed since the token in the Secret was minted and the grant refuses what it now
+    // asks: that token is not what the import names (another account, audience or lifetime).
+    const outdated = refused && sai.status?.observedGeneration !== sai.metadata.generation;
     // A token the remote refuses is no token, however long its claims say it lives.
     const ready = rejected
       ? { ready: false, reason: mint.reason, message: `${message}; the token in the Secret is refused by the remote` }
-      : { ready: usable(expiresAt, now), reason: mint.reason, message: stillValid(message, expiresAt, now) };
+      : outdated
+        ? { ready: false, reason: mint.reason, message }
+        : { ready: usable(expiresAt, now), reason: mint.reason, message: stillValid(message, expiresAt, now) };
     return withStatus(input, actions, ready, {}, BACKOFF);
   }
 
@@ -189,6 +203,7 @@ export function planImport(input: PlanInput): ImportPlan {
       expirationTimestamp: iso(mint.expiresAt),
       issuedAt: iso(mint.issuedAt),
       rotationRequest: rotation,
+      grant: mint.grant && grantStatus(mint.grant),
     },
     after(Math.min(renewalDelayMs(mint.issuedAt, mint.expiresAt, now, input.random), verifyDelayMs(input))),
   );
@@ -199,8 +214,9 @@ function planDeletion(input: PlanInput): ImportPlan {
   const { sai, cluster, secret, now, revoke } = input;
   if (!sai.metadata.finalizers?.includes(FINALIZER)) return { actions: [], requeue: WAIT };
   const actions: Action[] = [];
-  // Nothing to revoke if no token was ever minted (the grant may never have existed).
-  if (cluster && sai.status?.issuedAt) {
+  // Revoked even if no token was recorded: one may have been minted just before a crash lost it.
+  // A grant that never existed answers 404 (nothing to revoke) or 403 (no right left to revoke).
+  if (cluster) {
     if (revoke === undefined) {
       const anchor = importGrantName(cluster.importer, sai.metadata.namespace!, sai.metadata.name!);
       return { actions: [{ type: "revoke", namespace: sai.spec.namespace, anchor }], requeue: WAIT };
@@ -215,7 +231,7 @@ function planDeletion(input: PlanInput): ImportPlan {
         const log: Action = { type: "log", level: "warn", message: "cannot revoke the import's tokens yet; retrying", fields: { error: revoke.message } };
         return { actions: [log], requeue: BACKOFF };
       }
-      const expires = sai.status.expirationTimestamp ?? "their expiry";
+      const expires = sai.status?.expirationTimestamp ?? "their expiry";
       actions.push(
         final
           ? { type: "log", level: "info", message: "the import's grant is already gone remotely", fields: { error: revoke.message } }
@@ -292,11 +308,27 @@ function stillValid(message: string, expiresAt: Date | undefined, now: Date): st
   return expiresAt && expiresAt > now ? `${message}; the current token stays valid until ${iso(expiresAt)}` : message;
 }
 
-function withGrantHint(message: string, sai: ServiceAccountImport): string {
-  const hint =
-    `grant it with: kubectl mcsa import ${sai.metadata.name} -n ${sai.metadata.namespace} --cluster ${sai.spec.clusterName} ` +
-    `--remote-namespace ${sai.spec.namespace} --service-account ${sai.spec.name} --remote-context <context of ${sai.spec.clusterName}>`;
-  return `${message}; ${hint}`;
+/** The message of a refused grant, with what to do: the command that grants exactly what the import asks. */
+function withGrantHint(message: string, reason: FailureReason, sai: ServiceAccountImport): string {
+  const { spec } = sai;
+  const command = [
+    `kubectl mcsa import ${sai.metadata.name} -n ${sai.metadata.namespace} --cluster ${spec.clusterName}`,
+    `--remote-namespace ${spec.namespace} --service-account ${spec.name}`,
+    ...(spec.expirationSeconds ? [`--ttl ${formatDuration(spec.expirationSeconds)}`] : []),
+    ...(spec.audiences ?? []).map((a) => `--audience ${a}`),
+    `--remote-context <context of ${spec.clusterName}>`,
+  ].join(" ");
+  if (reason === "GrantExceeded") return `${message}; lower spec.expirationSeconds or spec.audiences to what the grant allows, or have its admin widen it: ${command}`;
+  return `${message}; grant it with: ${command}`;
+}
+
+/** What the grant allows, as the import's status records it. */
+function grantStatus(grant: GrantLimits): NonNullable<ServiceAccountImportStatus["grant"]> {
+  return {
+    serviceAccount: grant.serviceAccount,
+    ...(grant.audiences.length ? { audiences: grant.audiences } : {}),
+    maxExpirationSeconds: grant.maxExpirationSeconds,
+  };
 }
 
 /** The import's Secret as decisions see it: only one the import owns counts (never overwrite someone else's). */

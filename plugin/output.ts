@@ -2,6 +2,8 @@
 // of several), -o name, -o jsonpath=TEMPLATE and -o custom-columns=SPEC. Objects are printed as
 // kubectl prints them: keys sorted, managedFields hidden, times in RFC 3339 without fractions.
 import { dump } from "js-yaml";
+import type { ServiceAccountImportStatus } from "../common/api.ts";
+import { formatDuration } from "../common/duration.ts";
 import { UserError } from "../common/errors.ts";
 
 export const OUTPUT_FORMATS = ["custom-columns", "json", "jsonpath", "name", "wide", "yaml"] as const;
@@ -30,6 +32,13 @@ export function parseOutput(value: string | undefined, allowed: readonly OutputK
     return { kind, template: match[2] };
   }
   return { kind };
+}
+
+/** What an import's grant allows, as its status records it (describe, check). */
+export function grantSummary(grant: ServiceAccountImportStatus["grant"]): string {
+  if (!grant) return "<not recorded yet: the controller reads it from the remote grant when it mints a token>";
+  const audiences = grant.audiences?.length ? grant.audiences.join(", ") : "the remote API server's own";
+  return `service account ${grant.serviceAccount}, audiences ${audiences}, tokens of at most ${formatDuration(grant.maxExpirationSeconds)}`;
 }
 
 export function table(rows: string[][], noHeaders = false): string {

@@ -2,10 +2,11 @@
 // (SelfSubjectReview) and what it may do in its namespace (SelfSubjectRulesReview).
 import type { Argv } from "yargs";
 import { examplesText } from "../help.ts";
+import type { ServiceAccountImportStatus } from "../../common/api.ts";
 import { UserError, describeApiError } from "../../common/kube.ts";
 import { type CommandEnv, println } from "../env.ts";
 import { importSecretOf } from "../import-secret.ts";
-import { table } from "../output.ts";
+import { grantSummary, table } from "../output.ts";
 import { type GlobalArgs, type NameArgs, type TokenReview, withName } from "../session.ts";
 
 type Args = NameArgs;
@@ -19,7 +20,7 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     );
 }
 
-export function reviewText(clusterName: string, server: string, name: string, namespace: string, review: TokenReview): string {
+export function reviewText(clusterName: string, server: string, name: string, namespace: string, review: TokenReview, grant?: ServiceAccountImportStatus["grant"]): string {
   const user = review.user;
   const rows = (review.rules?.resourceRules ?? []).map((r) => [
     (r.resources ?? []).map((res) => (r.apiGroups?.some((g) => g) ? `${res}.${r.apiGroups.filter((g) => g).join(",")}` : res)).join(","),
@@ -32,6 +33,7 @@ export function reviewText(clusterName: string, server: string, name: string, na
     `may do in namespace "${namespace}":`,
     table([["RESOURCES", "RESOURCE-NAMES", "VERBS"], ...rows]),
     ...(review.rules?.incomplete ? [`(incomplete: ${review.rules.evaluationError ?? "the server could not list every rule"})`] : []),
+    `its grant allows: ${grantSummary(grant)}`,
   ].join("\n");
 }
 
@@ -45,5 +47,5 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
     if (error instanceof UserError) throw error;
     throw new UserError(describeApiError(error, `cluster "${sai.spec.clusterName}" (${contents.server}) did not accept the import's token`, contents.server));
   }
-  println(env.out, reviewText(sai.spec.clusterName, contents.server, args.name, contents.namespace, review));
+  println(env.out, reviewText(sai.spec.clusterName, contents.server, args.name, contents.namespace, review, sai.status?.grant));
 }

@@ -5,7 +5,7 @@ import { IMPORT_ANNOTATION, type ServiceAccountImport } from "../../common/api.t
 import { formatAge } from "../../common/duration.ts";
 import { parseImportAnnotation } from "../../common/names.ts";
 import { type CommandEnv, println } from "../env.ts";
-import { table } from "../output.ts";
+import { grantSummary, table } from "../output.ts";
 import { type GlobalArgs, type NameArgs, withName } from "../session.ts";
 
 type Args = NameArgs;
@@ -35,6 +35,8 @@ export function describeText(sai: ServiceAccountImport, pods: string[], events: 
     `Remote Namespace:  ${sai.spec.namespace}`,
     `Service Account:   ${sai.spec.name}`,
     `Token Lifetime:    ${sai.spec.expirationSeconds ?? 3600}s`,
+    `Audiences:         ${sai.spec.audiences?.length ? sai.spec.audiences.join(", ") : "<the remote API server's own>"}`,
+    `Grant Allows:      ${grantSummary(sai.status?.grant)}`,
     `Secret:            ${sai.status?.secrets?.map((s) => s.name).join(", ") || "<none>"}`,
     `Token Issued:      ${sai.status?.issuedAt ?? "<none>"}`,
     `Token Expires:     ${expires ? `${expires} (in ${formatAge(now, new Date(expires))})` : "<none>"}`,

@@ -6,7 +6,8 @@ import { examplesText } from "../help.ts";
 import { API_VERSION, DEFAULT_EXPIRATION_SECONDS, GROUP, KIND, MIN_EXPIRATION_SECONDS, type ServiceAccountImport } from "../../common/api.ts";
 import { formatDuration } from "../../common/duration.ts";
 import { UserError } from "../../common/errors.ts";
-import { type GrantObjects, type ImportGrantInput, importGrant } from "../../common/grant.ts";
+import { DEFAULT_GRANT_MAX_EXPIRATION_SECONDS, type GrantObjects, type ImportGrantInput, importGrant } from "../../common/grant.ts";
+import { MAX_EXPIRATION_SECONDS } from "../../common/import-api.ts";
 import { validateDnsLabel, validateDnsSubdomain } from "../../common/names.ts";
 import { type CommandEnv, println } from "../env.ts";
 import { dryRunFlag, durationFlag, manifestFormat } from "../flags.ts";
@@ -22,6 +23,7 @@ interface Args extends GlobalArgs {
   "remote-context"?: string;
   ttl?: string;
   audience?: string[];
+  "max-expiration"?: string;
   wait: boolean;
   timeout?: string;
   "dry-run"?: string;
@@ -35,8 +37,15 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
     .option("remote-namespace", { type: "string", demandOption: true, describe: "namespace of the remote service account" })
     .option("service-account", { type: "string", demandOption: true, describe: "name of the remote service account" })
     .option("remote-context", { type: "string", describe: "context of the remote cluster, to grant access there (else the grant is printed)" })
-    .option("ttl", { type: "string", describe: `token lifetime, e.g. 1h (default ${formatDuration(DEFAULT_EXPIRATION_SECONDS)}, at least 10m)` })
-    .option("audience", { type: "string", array: true, describe: "token audience (repeatable; default: the remote API server's)" })
+    .option("ttl", {
+      type: "string",
+      describe: `token lifetime, e.g. 1h (default ${formatDuration(DEFAULT_EXPIRATION_SECONDS)}, at least 10m, at most ${formatDuration(MAX_EXPIRATION_SECONDS)})`,
+    })
+    .option("audience", { type: "string", array: true, describe: "token audience (repeatable; default: the remote API server's); the grant allows exactly these" })
+    .option("max-expiration", {
+      type: "string",
+      describe: `the grant's cap on token lifetimes, e.g. 12h (default: ${formatDuration(DEFAULT_GRANT_MAX_EXPIRATION_SECONDS)}, or --ttl if longer); the remote cluster refuses longer tokens`,
+    })
     .option("wait", { type: "boolean", default: false, describe: "wait until the import is Ready" })
     .option("timeout", { type: "string", describe: "how long --wait waits (default 60s)" })
     .option("dry-run", { type: "string", describe: "client: print the objects of each cluster instead of creating them (none: act)" })
@@ -57,6 +66,8 @@ export interface ImportOptions {
   remoteContext?: string;
   expirationSeconds?: number;
   audiences?: string[];
+  /** The grant's cap on token lifetimes. */
+  maxExpirationSeconds: number;
   wait: boolean;
   timeoutSeconds: number;
   dryRun: "none" | "client";
@@ -78,6 +89,20 @@ export function importOptions(args: Args, env: Pick<CommandEnv, "err">): ImportO
   if (args.ttl !== undefined) {
     expirationSeconds = durationFlag(args.ttl, "--ttl");
     if (expirationSeconds < MIN_EXPIRATION_SECONDS) throw new UserError(`--ttl must be at least ${formatDuration(MIN_EXPIRATION_SECONDS)} (the TokenRequest minimum), not ${args.ttl}`);
+    if (expirationSeconds > MAX_EXPIRATION_SECONDS) throw new UserError(`--ttl must be at most ${formatDuration(MAX_EXPIRATION_SECONDS)} (7 days; imports are short-lived), not ${args.ttl}`);
+  }
+  const badAudience = args.audience?.find((a) => a.trim() === "" || a.includes(","));
+  if (badAudience !== undefined) throw new UserError(`invalid --audience ${JSON.stringify(badAudience)}: an audience is not empty and has no comma (repeat --audience for several)`);
+  let maxExpirationSeconds = Math.max(DEFAULT_GRANT_MAX_EXPIRATION_SECONDS, expirationSeconds ?? 0);
+  if (args["max-expiration"] !== undefined) {
+    maxExpirationSeconds = durationFlag(args["max-expiration"], "--max-expiration");
+    if (maxExpirationSeconds < MIN_EXPIRATION_SECONDS || maxExpirationSeconds > MAX_EXPIRATION_SECONDS) {
+      throw new UserError(`--max-expiration must be from ${formatDuration(MIN_EXPIRATION_SECONDS)} to ${formatDuration(MAX_EXPIRATION_SECONDS)}, not ${args["max-expiration"]}`);
+    }
+    const asked = expirationSeconds ?? DEFAULT_EXPIRATION_SECONDS;
+    if (asked > maxExpirationSeconds) {
+      throw new UserError(`--max-expiration ${args["max-expiration"]} is shorter than the token lifetime the import asks (${formatDuration(asked)}): raise it, or lower --ttl`);
+    }
   }
   if (args.timeout !== undefined && !args.wait) throw new UserError("--timeout only makes sense with --wait");
   const dryRun = dryRunFlag(args["dry-run"], env.err);
@@ -91,6 +116,7 @@ export function importOptions(args: Args, env: Pick<CommandEnv, "err">): ImportO
     remoteContext: args["remote-context"],
     expirationSeconds,
     audiences: args.audience?.length ? args.audience : undefined,
+    maxExpirationSeconds,
     wait: args.wait,
     timeoutSeconds: durationFlag(args.timeout ?? "60s", "--timeout"),
     dryRun,
@@ -168,6 +194,8 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
     importName: o.name,
     remoteNamespace: o.remoteNamespace,
     serviceAccount: o.serviceAccount,
+    audiences: o.audiences,
+    maxExpirationSeconds: o.maxExpirationSeconds,
   };
   const sai = importObject(o, namespace);
   if (o.dryRun === "client") {

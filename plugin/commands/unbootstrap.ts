@@ -6,14 +6,14 @@ import type { Argv } from "yargs";
 import { examplesText } from "../help.ts";
 import { SYSTEM_NAMESPACE } from "../../common/api.ts";
 import { UserError } from "../../common/errors.ts";
-import { IMPORTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
+import { GRANT_POLICY_NAME, IMPORTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
 import { isNotFound } from "../../common/kube.ts";
 import { toDnsLabel, validateDnsLabel } from "../../common/names.ts";
 import { registrationSecretName } from "../../common/registration.ts";
 import { remove } from "../apply.ts";
 import { dependentsOf, unbootstrapBlocker } from "../dependents.ts";
 import { type CommandEnv, println } from "../env.ts";
-import { removeGrant } from "../remote-grants.ts";
+import { removeGrant, removeGrantPolicy } from "../remote-grants.ts";
 import type { GlobalArgs } from "../session.ts";
 
 interface Args extends GlobalArgs {
@@ -61,6 +61,7 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   const blocker = unbootstrapBlocker(name, o.to, `${importer.namespace}/${importer.serviceAccount}`, dependents);
   if (blocker && !o.force) throw new UserError(blocker);
   let grants = 0;
+  let policyRemoved = false;
   if (dependents.sharing.length === 0) {
     const remoteApi = KubernetesObjectApi.makeApiClient(remote.kc);
     try {
@@ -80,6 +81,9 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
       const identity = identityGrant(importer);
       await removeGrant(remoteApi, identity);
       await remove(remoteApi, identity.serviceAccount);
+      // The grant policy is the remote cluster's, for every importer: it goes with the last one.
+      const importers = await core.listNamespacedServiceAccount({ namespace: importer.namespace, labelSelector: IMPORTER_LABEL });
+      if (importers.items.length === 0) policyRemoved = await removeGrantPolicy(remote.kc);
     } catch (error) {
       remote.fail(error, `removing ${importer.namespace}/${importer.serviceAccount}`);
     }
@@ -96,6 +100,7 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   }
   const kept = dependents.sharing.length
     ? `; ${importer.serviceAccount} kept in context "${o.from}": registration(s) ${dependents.sharing.join(", ")} still use it`
-    : `; ${importer.serviceAccount} and ${grants} grant object(s) removed from context "${o.from}", their tokens revoked`;
+    : `; ${importer.serviceAccount} and ${grants} grant object(s) removed from context "${o.from}", their tokens revoked` +
+      (policyRemoved ? ` (it was the last importer there: the grant policy ${GRANT_POLICY_NAME} is removed too)` : "");
   println(env.out, `cluster "${name}" ${registered ? "unregistered" : "was not registered"} in context "${o.to}"${kept}`);
 }

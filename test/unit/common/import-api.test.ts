@@ -20,6 +20,7 @@ const complete: DeepRequired<Pick<ServiceAccountImport, "spec" | "status">> & Pi
     expirationTimestamp: "2026-01-01T01:00:00Z",
     issuedAt: "2026-01-01T00:00:00Z",
     rotationRequest: "2026-01-01T00:00:00Z",
+    grant: { serviceAccount: "pod-lister", audiences: ["vault"], maxExpirationSeconds: 86400 },
     observedGeneration: 1,
   },
 };

@@ -89,7 +89,7 @@ function input(over: Partial<PlanInput> = {}): PlanInput {
 
 const MINT: Action = {
   type: "mint",
-  request: { namespace: "default", serviceAccount: "pod-lister", expirationSeconds: 3600, audiences: undefined, anchor: ANCHOR },
+  request: { namespace: "default", serviceAccount: "pod-lister", expirationSeconds: 3600, audiences: undefined, anchor: ANCHOR, readGrant: true },
 };
 
 interface Row {
@@ -133,7 +133,7 @@ const rows: Row[] = [
     check: (plan) =>
       expect(plan.actions[0]).toEqual({
         type: "mint",
-        request: { namespace: "default", serviceAccount: "pod-lister", expirationSeconds: 7200, audiences: ["vault"], anchor: ANCHOR },
+        request: { namespace: "default", serviceAccount: "pod-lister", expirationSeconds: 7200, audiences: ["vault"], anchor: ANCHOR, readGrant: true },
       }),
   },
   {
@@ -150,7 +150,21 @@ const rows: Row[] = [
         expirationTimestamp: "2026-01-01T01:30:00Z",
         observedGeneration: 1,
       });
+      expect(plan.status?.grant).toBeUndefined();
     },
+  },
+  {
+    name: "what the grant allows, read from its anchor when minting, is recorded in status",
+    input: input({
+      sai: ready((s) => (s.status!.grant = { serviceAccount: "old", maxExpirationSeconds: 1 })),
+      now: T("00:49:00"),
+      verifyIntervalMs: DAY,
+      mint: { ok: true, issuedAt: T("00:49:00"), expiresAt: T("01:49:00"), grant: { serviceAccount: "pod-lister", audiences: [], maxExpirationSeconds: 86400 } },
+    }),
+    actions: ["writeSecret", "log:info"],
+    requeue: after(48 * MIN),
+    ready: { status: "True", reason: "TokenIssued" },
+    check: (plan) => expect(plan.status?.grant).toEqual({ serviceAccount: "pod-lister", maxExpirationSeconds: 86400 }),
   },
   // --- renewal timing
   {
@@ -270,6 +284,50 @@ const rows: Row[] = [
     actions: [],
     requeue: BACKOFF,
     ready: { status: "False", reason: "Forbidden", message: /grant it with/ },
+  },
+  {
+    name: "the spec edited to what the grant does not allow (NotGranted): Ready False at once, the Secret's token is the old spec's",
+    input: input({
+      sai: ready((s) => {
+        s.spec.name = "team-b";
+        s.metadata.generation = 2;
+      }),
+      mint: { ok: false, reason: "NotGranted", message: 'cluster "cluster2" refuses creating a token for service account default/team-b: grant g allows tokens of service account pod-lister only, not team-b' },
+    }),
+    actions: ["log:warn", "event:Warning:NotGranted"],
+    requeue: BACKOFF,
+    ready: {
+      status: "False",
+      reason: "NotGranted",
+      message: /allows tokens of service account pod-lister only, not team-b; grant it with: kubectl mcsa import pods -n default --cluster cluster2 --remote-namespace default --service-account team-b --remote-context <context of cluster2>$/,
+    },
+    check: (plan) => expect(plan.status?.observedGeneration).toBe(1),
+  },
+  {
+    name: "a lifetime beyond the grant (GrantExceeded): Ready False, lower it or have the grant widened (the command asks exactly the spec)",
+    input: input({
+      sai: ready((s) => {
+        s.spec.expirationSeconds = 172800;
+        s.spec.audiences = ["vault"];
+        s.metadata.generation = 2;
+      }),
+      mint: { ok: false, reason: "GrantExceeded", message: "grant g allows tokens of at most 86400s, not 172800s" },
+    }),
+    actions: ["log:warn", "event:Warning:GrantExceeded"],
+    requeue: BACKOFF,
+    ready: {
+      status: "False",
+      reason: "GrantExceeded",
+      message:
+        /not 172800s; lower spec.expirationSeconds or spec.audiences to what the grant allows, or have its admin widen it: kubectl mcsa import pods .* --service-account pod-lister --ttl 48h --audience vault --remote-context <context of cluster2>$/,
+    },
+  },
+  {
+    name: "the same spec, a renewal refused by a narrowed grant: Ready stays True while the token lives (as Forbidden)",
+    input: input({ now: T("00:50:00"), mint: { ok: false, reason: "GrantExceeded", message: "grant g allows tokens of at most 600s, not 3600s" } }),
+    actions: ["log:warn", "event:Warning:GrantExceeded"],
+    requeue: BACKOFF,
+    ready: { status: "True", reason: "GrantExceeded", message: /the current token stays valid until 2026-01-01T01:00:00Z$/ },
   },
   {
     name: "Unauthorized: no grant hint (bootstrap is what fixes it), the valid token still promised",
@@ -463,16 +521,34 @@ const rows: Row[] = [
     check: (plan) => expect(plan.actions[1]).toEqual({ type: "deleteSecret", name: SECRET_NAME }),
   },
   {
-    name: "deletion without a minted token: nothing to revoke; Secret and finalizer go",
+    name: "deletion without a recorded token: revoked all the same (a crash may have lost one minted)",
     input: input({ sai: deleting((s) => (s.status = undefined)) }),
-    actions: ["deleteSecret", "removeFinalizer"],
+    actions: ["revoke"],
+    requeue: WAIT,
+    check: (plan) => expect(plan.actions[0]).toEqual({ type: "revoke", namespace: "default", anchor: ANCHOR }),
+  },
+  {
+    name: "deletion without a recorded token, its grant never existed (404 is revoked; 403 no right left): Secret and finalizer go",
+    input: input({ sai: deleting((s) => (s.status = undefined)), revoke: { ok: false, reason: "Forbidden", message: "forbidden", failingSince: T("00:30:00") } }),
+    actions: ["log:info", "deleteSecret", "removeFinalizer"],
     requeue: WAIT,
   },
   {
-    name: "deletion without a Secret and without a minted token: only the finalizer goes",
-    input: input({ sai: deleting((s) => (s.status = undefined)), secret: undefined }),
-    actions: ["removeFinalizer"],
+    name: "deletion without a Secret and without a recorded token, revoked: only the finalizer goes",
+    input: input({ sai: deleting((s) => (s.status = undefined)), secret: undefined, revoke: { ok: true } }),
+    actions: ["log:info", "removeFinalizer"],
     requeue: WAIT,
+  },
+  {
+    name: "deletion without a recorded token, the remote down past the timeout: RevokeFailed names no expiry it does not know",
+    input: input({
+      sai: deleting((s) => (s.status = undefined)),
+      now: T("00:40:00"),
+      revoke: { ok: false, reason: "RemoteUnreachable", message: "ECONNREFUSED", failingSince: T("00:30:00") },
+    }),
+    actions: ["event:Warning:RevokeFailed", "deleteSecret", "removeFinalizer"],
+    requeue: WAIT,
+    check: (plan) => expect(plan.actions[0]).toMatchObject({ message: "could not revoke remotely (ECONNREFUSED); its tokens stay valid until their expiry" }),
   },
   {
     name: "deletion of an import whose cluster is no longer registered: no remote call",

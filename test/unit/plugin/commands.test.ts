@@ -41,6 +41,10 @@ describe("argument errors: one whole line that names the flag and what it accept
     [[...IMPORT.slice(0, 1), "Bad_Name", ...IMPORT.slice(2)], /invalid name "Bad_Name"/],
     [[...IMPORT, "--ttl", "1m"], /--ttl must be at least 10m/],
     [[...IMPORT, "--ttl", "1d"], /invalid value "1d" for --ttl: unknown unit "d"/],
+    [[...IMPORT, "--ttl", "169h"], /--ttl must be at most 168h \(7 days/],
+    [[...IMPORT, "--max-expiration", "1m"], /--max-expiration must be from 10m to 168h, not 1m/],
+    [[...IMPORT, "--ttl", "2h", "--max-expiration", "1h"], /--max-expiration 1h is shorter than the token lifetime the import asks \(2h\): raise it, or lower --ttl/],
+    [[...IMPORT, "--audience", "a,b"], /invalid --audience "a,b": .*repeat --audience/],
     [[...IMPORT, "--timeout", "10s"], /--timeout only makes sense with --wait/],
     [[...IMPORT, "--dry-run=client", "--wait"], /--wait cannot go with --dry-run=client/],
     [["bootstrap", "--from", "a", "--to", "a"], /--from and --to name the same context/],
@@ -149,6 +153,24 @@ describe("import", () => {
     expect(result.err).toMatch(/^serviceaccountimport.multicluster.admiralty.io\/cluster2-default-pod-lister created in namespace "default"\n# no --remote-context/);
   });
 
+  it("the grant records what it allows: the requested audiences, and a day or the --ttl if longer, or --max-expiration", async () => {
+    const annotations = async (...extra: string[]) => {
+      const result = await run([...IMPORT, "--dry-run=client", "-ojson", ...extra], [cluster1(), cluster2()]);
+      const lists = result.out.trim().split(/\n(?=\{)/).map((t) => JSON.parse(t) as { items: { metadata: { annotations?: Record<string, string> } }[] });
+      return lists[1]!.items[0]!.metadata.annotations;
+    };
+    expect(await annotations()).toMatchObject({
+      "multicluster.admiralty.io/grant-service-account": "pod-lister",
+      "multicluster.admiralty.io/grant-audiences": "",
+      "multicluster.admiralty.io/grant-max-expiration-seconds": "86400",
+    });
+    expect(await annotations("--ttl", "48h", "--audience", "vault", "--audience", "x")).toMatchObject({
+      "multicluster.admiralty.io/grant-audiences": "vault,x",
+      "multicluster.admiralty.io/grant-max-expiration-seconds": "172800",
+    });
+    expect(await annotations("--max-expiration", "2h")).toMatchObject({ "multicluster.admiralty.io/grant-max-expiration-seconds": "7200" });
+  });
+
   it("with --remote-context: grants, then creates; a missing remote service account creates nothing", async () => {
     const ok = await run([...IMPORT, "--remote-context", "cluster2"], [cluster1(), cluster2()]);
     expect(ok.code, ok.err).toBe(0);
@@ -166,14 +188,26 @@ describe("import", () => {
 });
 
 describe("bootstrap --dry-run=client", () => {
-  it("prints each cluster's objects, the registration without a token", async () => {
-    const result = await run(["bootstrap", "--from", "cluster2", "--to", "cluster1", "--dry-run=client", "-o", "yaml"], [cluster1(), cluster2()]);
+  it("prints each cluster's objects (the grant policy too), the registration without a token", async () => {
+    const result = await run(["bootstrap", "--from", "cluster2", "--to", "cluster1", "--dry-run=client", "-o", "yaml"], [cluster1({ uid: "uid-1" }), cluster2()]);
     expect(result.code, result.err).toBe(0);
     expect(result.out).toMatch(/^# context "cluster2" \(the remote\)/);
     expect(result.out).toContain('\n---\n# context "cluster1": the registration of cluster "cluster2"');
     expect(result.out).toContain("kind: ServiceAccount\n");
+    expect(result.out).toContain("kind: ValidatingAdmissionPolicy\n");
+    expect(result.out).toContain("kind: ValidatingAdmissionPolicyBinding\n");
     expect(result.out).not.toContain("token: ");
     expect([...result.sessions.values()].flatMap((s) => s.calls)).toEqual([]);
+  });
+
+  it("refuses when the importing cluster's identity cannot be established, unless --local-name names it", async () => {
+    const refused = await run(["bootstrap", "--from", "cluster2", "--to", "cluster1", "--dry-run=client"], [cluster1(), cluster2()]);
+    expect(expectOneLineError(refused)).toMatch(/cannot establish the identity of context "cluster1": the uid of its kube-system namespace cannot be read .*pass --local-name/);
+    const named = await run(["bootstrap", "--from", "cluster2", "--to", "cluster1", "--local-name", "east", "--dry-run=client"], [cluster1(), cluster2()]);
+    expect(named.code, named.err).toBe(0);
+    expect(named.out).toContain("name: mcsa-importer-east\n");
+    const nameless = await run(["bootstrap", "--from", "cluster2", "--to", "cluster1", "--dry-run=client"], [cluster1({ uid: "u", clusterName: "--" }), cluster2()]);
+    expect(expectOneLineError(nameless)).toMatch(/cannot derive a name for context "cluster1" from its kubeconfig cluster name "--": pass --local-name/);
   });
 });
 
