@@ -50,6 +50,11 @@ export function table(rows: string[][], noHeaders = false): string {
 
 const RFC3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
+/** client-node's typed objects spell the CRD schema's x-kubernetes-* keys as x_kubernetes_*: the API knows only the former. */
+function wireKey(key: string): string {
+  return key.startsWith("x_kubernetes_") ? key.replaceAll("_", "-") : key;
+}
+
 /**
  * An object as kubectl prints it: plain JSON values (times as RFC 3339 strings, not client-node's
  * Dates with milliseconds), keys sorted, no undefined, and metadata.managedFields hidden.
@@ -62,7 +67,7 @@ export function wireForm(value: unknown, top = true): unknown {
     for (const key of Object.keys(value).sort()) {
       const v = (value as Record<string, unknown>)[key];
       if (v === undefined || typeof v === "function") continue;
-      out[key] = wireForm(v, false);
+      out[wireKey(key)] = wireForm(v, false);
     }
     if (top && out.metadata && typeof out.metadata === "object") delete (out.metadata as Record<string, unknown>).managedFields;
     return out;

@@ -25,12 +25,13 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type KubernetesObject, type V1Container, type V1Deployment, type V1LabelSelector, type V1MutatingWebhookConfiguration, type V1ResourceRequirements, dumpYaml } from "@kubernetes/client-node";
-import { dump, load } from "js-yaml";
+import { type KubernetesObject, type V1Container, type V1Deployment, type V1LabelSelector, type V1MutatingWebhookConfiguration, type V1ResourceRequirements } from "@kubernetes/client-node";
+import { dump } from "js-yaml";
 import { GROUP, SYSTEM_NAMESPACE } from "../common/api.ts";
 import { DEFAULT_IMAGE, MANAGER_NAME, PRODUCT_VERSION, WEBHOOK_SECRET, type WebhookTls, webhookDnsNames } from "../common/manifests.ts";
 import { CA_DAYS, SERVING_DAYS, SERVING_MIN_REMAINING_DAYS } from "../common/serving-cert.ts";
 import { installObjects } from "../plugin/commands/install.ts";
+import { wireForm as printedForm } from "../plugin/output.ts";
 
 export const CHART_NAME = "kubectl-mcsa";
 /** On the webhook's Secret: when the serving certificate the chart made expires (RFC 3339, UTC). */
@@ -129,8 +130,9 @@ export interface ChartModel {
 const isCrd = (o: KubernetesObject) => o.kind === "CustomResourceDefinition";
 
 /** An object as the API server gets it from client-node (KubernetesObjectApi, which install applies with). */
+/** As install sends them: the API's names (client-node's x_kubernetes_* become x-kubernetes-*). */
 export function wireForm<T extends KubernetesObject>(object: T): T {
-  return load(dumpYaml(object)) as T;
+  return printedForm(object) as T;
 }
 
 function managerOf(objects: KubernetesObject[]): { deployment: V1Deployment; container: V1Container } {

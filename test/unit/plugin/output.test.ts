@@ -1,6 +1,7 @@
 // kubectl's printers as pure functions: -o parsing, the object form kubectl prints, JSONPath and
 // custom columns (the same expressions kubectl and the CRD's printer columns use).
 import { describe, expect, it } from "vitest";
+import { crd } from "../../../common/manifests.ts";
 import { asPrinted, customColumns, parseOutput, renderJsonpath, table, toYaml, wireForm } from "../../../plugin/output.ts";
 
 const object = {
@@ -36,6 +37,12 @@ describe("the object form kubectl prints", () => {
     });
     expect(Object.keys(wireForm(object) as object)).toEqual(["apiVersion", "kind", "metadata", "status"]);
     expect(toYaml(asPrinted([], false))).toBe("apiVersion: v1\nitems: []\nkind: List\nmetadata:\n  resourceVersion: ''");
+  });
+
+  it("spells the CRD schema's x-kubernetes-* keys as the API does, not as client-node's types (install --dry-run -o yaml is applied by others)", () => {
+    const schema = toYaml(wireForm(crd()));
+    expect(schema).toContain("x-kubernetes-");
+    expect(schema).not.toContain("x_kubernetes_");
   });
 });
 
