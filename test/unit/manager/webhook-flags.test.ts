@@ -1,13 +1,38 @@
 // The in-cluster process's webhook flags.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_IMAGE } from "../../../common/manifests.ts";
-import { parseListen, parseResourceList, webhookConfig } from "../../../manager/webhook-flags.ts";
+import { KubeConfig } from "@kubernetes/client-node";
+import { impersonating, parseListen, parseResourceList, webhookConfig, webhookKubeConfig } from "../../../manager/webhook-flags.ts";
 import { supportsNativeSidecars } from "../../../webhook/lookup.ts";
 
 describe("webhook flags", () => {
   it("are off without --webhook-listen, and refuse their companions alone", () => {
     expect(webhookConfig({})).toBeUndefined();
     expect(() => webhookConfig({ "webhook-cert": "c" })).toThrow("--webhook-cert needs --webhook-listen");
+  });
+
+  it("make the webhook's API calls as its own identity with --webhook-as, and require a client certificate with --webhook-client-ca", () => {
+    const config = webhookConfig({ "webhook-listen": ":8443", "webhook-as": "mcsa-webhook", "webhook-client-ca": "/etc/ca.crt" })!;
+    expect(config.as).toBe("system:serviceaccount:multicluster-service-account:mcsa-webhook");
+    expect(config.clientCaFile).toBe("/etc/ca.crt");
+    expect(webhookConfig({ "webhook-listen": ":8443", "webhook-as": "system:serviceaccount:ns:reader" })!.as).toBe("system:serviceaccount:ns:reader");
+    expect(() => webhookConfig({ "webhook-listen": ":8443", "webhook-as": "Not A Name" })).toThrow("--webhook-as must be a service account name");
+    expect(() => webhookConfig({ "webhook-as": "mcsa-webhook" })).toThrow("--webhook-as needs --webhook-listen");
+    expect(() => webhookConfig({ "webhook-client-ca": "/etc/ca.crt" })).toThrow("--webhook-client-ca needs --webhook-listen");
+
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: "https://127.0.0.1:6443", skipTLSVerify: false }],
+      users: [{ name: "manager", token: "t" }],
+      contexts: [{ name: "ctx", cluster: "c", user: "manager" }],
+      currentContext: "ctx",
+    });
+    const as = impersonating(kc, config.as!);
+    expect(as.getCurrentUser()).toMatchObject({ name: "manager", token: "t", impersonateUser: config.as });
+    expect(as.getCurrentCluster()?.server).toBe("https://127.0.0.1:6443");
+    // The original is untouched; without --webhook-as the webhook uses the process's identity.
+    expect(kc.getCurrentUser()?.impersonateUser).toBeUndefined();
+    expect(webhookKubeConfig(kc, webhookConfig({ "webhook-listen": ":8443" })!)).toBe(kc);
   });
 
   it("parse listen addresses", () => {
