@@ -262,8 +262,17 @@ describe("the API server refuses the manager what is not its own", () => {
     const home = await answer(asManager.createNamespacedSecret({ namespace: SYSTEM_NAMESPACE, body: { ...skeleton, metadata: { ...skeleton.metadata, namespace: SYSTEM_NAMESPACE } } }));
     expect(home.code).toBe(403);
     expect(home.message).toContain(`in ${SYSTEM_NAMESPACE}, the manager may only update cluster registrations`);
-    const tls = await answer(asManager.patchNamespacedSecret({ name: WEBHOOK_SECRET, namespace: SYSTEM_NAMESPACE, body: { data: { "ca.key": "" } } }, MERGE));
-    expect(tls.code).toBe(403);
+    // Such as the webhook's serving Secret (a stand-in: this file runs the webhook out of cluster).
+    const tlsName = uniqueName(WEBHOOK_SECRET);
+    await core1.createNamespacedSecret({ namespace: SYSTEM_NAMESPACE, body: { metadata: { name: tlsName }, stringData: { "ca.key": "key" } } });
+    try {
+      const tls = await answer(asManager.patchNamespacedSecret({ name: tlsName, namespace: SYSTEM_NAMESPACE, body: { data: { "ca.key": "" } } }, MERGE));
+      expect(tls.code).toBe(403);
+      expect(tls.message).toContain(`in ${SYSTEM_NAMESPACE}, the manager may only update cluster registrations`);
+      expect((await answer(asManager.deleteNamespacedSecret({ name: tlsName, namespace: SYSTEM_NAMESPACE }))).code).toBe(403);
+    } finally {
+      await core1.deleteNamespacedSecret({ name: tlsName, namespace: SYSTEM_NAMESPACE });
+    }
     const unregister = await answer(asManager.deleteNamespacedSecret({ name: registrationSecretName("cluster2"), namespace: SYSTEM_NAMESPACE }));
     expect(unregister.code).toBe(403);
   });
