@@ -3,7 +3,7 @@
 // CA written out), cluster look-ups, native-sidecar decision from the server version.
 import { readFile, writeFile } from "node:fs/promises";
 import { isIP } from "node:net";
-import { KubeConfig, type V1ResourceRequirements } from "@kubernetes/client-node";
+import type { KubeConfig, V1ResourceRequirements } from "@kubernetes/client-node";
 import { SIDECAR_PROXY_PORT_BASE, SYSTEM_NAMESPACE } from "../common/api.ts";
 import { UserError, apiMessage } from "../common/kube.ts";
 import type { ImportCache } from "../common/import-client.ts";
@@ -156,16 +156,15 @@ async function generateServing(host: string): Promise<{ cert: string; key: strin
 
 const CERT_POLL_MS = 30_000;
 
-/** The same cluster and credentials, every request impersonating `user` (Impersonate-User). */
+/**
+ * The same cluster and credentials, every request impersonating `user` (Impersonate-User). A view
+ * of `kc`, not a copy: its authenticators (the in-cluster token file, read again when the kubelet
+ * rotates it) and its connection pool are the same; only the current user carries the header.
+ */
 export function impersonating(kc: KubeConfig, user: string): KubeConfig {
-  const out = new KubeConfig();
+  const out = Object.create(kc) as KubeConfig & { users: unknown[] };
   const current = kc.getCurrentUser()?.name;
-  out.loadFromOptions({
-    clusters: kc.getClusters(),
-    users: kc.getUsers().map((u) => (u.name === current ? { ...u, impersonateUser: user } : u)),
-    contexts: kc.getContexts(),
-    currentContext: kc.getCurrentContext(),
-  });
+  out.users = kc.getUsers().map((u) => (u.name === current ? { ...u, impersonateUser: user } : u));
   return out;
 }
 

@@ -1,7 +1,11 @@
 // The in-cluster process's webhook flags.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { DEFAULT_IMAGE } from "../../../common/manifests.ts";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import { loadKubeConfig } from "../../../common/kube.ts";
 import { impersonating, parseListen, parseResourceList, webhookConfig, webhookKubeConfig } from "../../../manager/webhook-flags.ts";
 import { supportsNativeSidecars } from "../../../webhook/lookup.ts";
 
@@ -33,6 +37,36 @@ describe("webhook flags", () => {
     // The original is untouched; without --webhook-as the webhook uses the process's identity.
     expect(kc.getCurrentUser()?.impersonateUser).toBeUndefined();
     expect(webhookKubeConfig(kc, webhookConfig({ "webhook-listen": ":8443" })!)).toBe(kc);
+  });
+
+  it("impersonate with the process's own credentials: an in-cluster token file is still read (and re-read) for each request", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mcsa-as-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "token"), "first-token");
+    writeFileSync(
+      join(dir, "kubeconfig"),
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "c", cluster: { server: "https://127.0.0.1:6443" } }],
+        users: [{ name: "in-cluster", user: { tokenFile: join(dir, "token") } }],
+        contexts: [{ name: "ctx", context: { cluster: "c", user: "in-cluster" } }],
+        "current-context": "ctx",
+      }),
+    );
+    const kc = loadKubeConfig({ kubeconfig: join(dir, "kubeconfig") });
+    const as = impersonating(kc, "system:serviceaccount:multicluster-service-account:mcsa-webhook");
+    const headers = async (config: KubeConfig) => {
+      const opts: { headers?: Record<string, string> } = {};
+      await config.applyToHTTPSOptions(opts);
+      return opts.headers ?? {};
+    };
+    expect(await headers(as)).toMatchObject({ Authorization: "Bearer first-token", "Impersonate-User": "system:serviceaccount:multicluster-service-account:mcsa-webhook" });
+    expect((await headers(kc))["Impersonate-User"]).toBeUndefined();
+    // The kubelet rotates the token: the next request carries the new one.
+    writeFileSync(join(dir, "token.new"), "second-token");
+    renameSync(join(dir, "token.new"), join(dir, "token"));
+    await expect.poll(async () => (await headers(as)).Authorization, { timeout: 5_000 }).toBe("Bearer second-token");
   });
 
   it("parse listen addresses", () => {
