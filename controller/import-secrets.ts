@@ -8,8 +8,9 @@
 // UPDATE that admission sees, so a foreign Secret is refused and an import Secret comes back whole.
 import { CoreV1Api, type KubeConfig, PatchStrategy, type V1Secret, setHeaderOptions } from "@kubernetes/client-node";
 import type { ServiceAccountImport } from "../common/api.ts";
+import { SECRETS_POLICY } from "../common/manifests.ts";
 import { importSecretName, importSecretSkeleton } from "../common/import-secret.ts";
-import { isConflict, isNotFound } from "../common/kube.ts";
+import { apiMessage, isConflict, isNotFound, statusCode } from "../common/kube.ts";
 import { secretView } from "./plan.ts";
 
 /** The body of a read: a merge patch that changes nothing. */
@@ -32,10 +33,19 @@ export class ImportSecrets {
     }
   }
 
-  /** The Secret the import names in its status, else the one it would create; undefined if neither exists. */
-  readFor(sai: ServiceAccountImport): Promise<V1Secret | undefined> {
+  /**
+   * The Secret the import names in its status, else the one it would create; undefined if neither
+   * exists, or if the one its status names is not an import Secret (the policy refuses to let us
+   * read it): not ours either way, so the plan writes the import's own Secret.
+   */
+  async readFor(sai: ServiceAccountImport): Promise<V1Secret | undefined> {
     const name = sai.status?.secrets?.[0]?.name ?? importSecretName(sai.metadata.name!, sai.metadata.uid!);
-    return this.read(sai.metadata.namespace!, name);
+    try {
+      return await this.read(sai.metadata.namespace!, name);
+    } catch (error) {
+      if (statusCode(error) === 403 && apiMessage(error).includes(`ValidatingAdmissionPolicy '${SECRETS_POLICY}'`)) return undefined;
+      throw error;
+    }
   }
 
   /** Updates the import's Secret in place (pods' volumes follow it), or creates it. */

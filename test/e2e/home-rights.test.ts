@@ -338,7 +338,8 @@ describe("the API server refuses the webhook any Secret write", () => {
     );
     expect(reads.length).toBeGreaterThan(0);
     expect(reads.filter((e) => e.responseStatus?.code !== 403).map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`)).toEqual([]);
-    expect(manager!.text).not.toMatch(/"level":"(warn|error)"[^\n]*forbidden/i);
+    // (Other files may leave imports whose status names Secrets that are not import Secrets: the controller may not read those.)
+    expect(manager!.text.split("\n").filter((l) => /"level":"(warn|error)"/.test(l) && l.includes('"component":"mcsa-webhook"'))).toEqual([]);
     expect(manager!.running).toBe(true);
   });
 });
