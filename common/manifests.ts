@@ -8,8 +8,12 @@ import type {
   V1CustomResourceDefinition,
   V1Deployment,
   V1JSONSchemaProps,
+  V1ConfigMap,
   V1MutatingWebhookConfiguration,
   V1Namespace,
+  V1NetworkPolicy,
+  V1ValidatingAdmissionPolicy,
+  V1ValidatingAdmissionPolicyBinding,
   V1Role,
   V1RoleBinding,
   V1Secret,
@@ -19,6 +23,7 @@ import type {
 import {
   CRD_NAME,
   GROUP,
+  IMPORT_LABEL,
   IMPORT_ANNOTATION,
   KIND,
   NAMESPACE_LABEL,
@@ -29,9 +34,19 @@ import {
   VERSION,
 } from "./api.ts";
 import { IMPORT_SCHEMA } from "./import-api.ts";
+import { CLUSTER_NAME_LABEL } from "./registration.ts";
 import pkg from "../package.json" with { type: "json" };
 
 export const CONTROLLER_SERVICE_ACCOUNT = "mcsa-controller";
+/** The webhook's read-only identity: the manager impersonates it for every API call of the webhook. */
+export const WEBHOOK_SERVICE_ACCOUNT = "mcsa-webhook";
+/** The username the API server gives a service account of the system namespace. */
+export const serviceAccountUser = (name: string): string => `system:serviceaccount:${SYSTEM_NAMESPACE}:${name}`;
+/** The ValidatingAdmissionPolicy (and its binding) that confines the manager's and webhook's Secret writes. */
+export const SECRETS_POLICY = "mcsa-secrets";
+export const WEBHOOK_NETWORK_POLICY = "mcsa-webhook";
+/** ConfigMap of the CA that signs the API server's client certificate for the webhook (optional). */
+export const WEBHOOK_CLIENT_CA = "mcsa-webhook-client-ca";
 const LABELS = { "app.kubernetes.io/name": "kubectl-mcsa", "app.kubernetes.io/managed-by": "kubectl-mcsa" };
 
 /** The product's version, from package.json: the default image's tag. */
@@ -51,6 +66,7 @@ export const WEBHOOK_PATH = "/mutate-pods";
 const MANAGER_LABELS = { ...LABELS, "app.kubernetes.io/component": "manager" };
 const MANAGER_SELECTOR = { "app.kubernetes.io/name": "kubectl-mcsa", "app.kubernetes.io/component": "manager" };
 const CERT_DIR = "/etc/mcsa/webhook";
+const CLIENT_CA_DIR = "/etc/mcsa/webhook-client-ca";
 const MANAGER_USER = 65532;
 
 export function crd(): V1CustomResourceDefinition {
@@ -92,7 +108,14 @@ export function systemNamespace(): V1Namespace {
   return { apiVersion: "v1", kind: "Namespace", metadata: { name: SYSTEM_NAMESPACE, labels: LABELS } };
 }
 
-/** The controller (and webhook) identity with the least it needs. */
+/**
+ * The manager's identity with the least it needs. Secrets: no get, list or watch anywhere but its
+ * own namespace (registrations); create, update, patch and delete cluster-wide because RBAC cannot
+ * name Secrets by label or owner, and the Secrets it creates in users' namespaces do not exist when
+ * RBAC would have to name them. The API server confines those verbs to import Secrets with a
+ * ValidatingAdmissionPolicy (managerSecretsPolicy); the controller reads its Secrets with a no-op
+ * patch, which that policy sees (controller/import-secrets.ts).
+ */
 export function controllerRbac(): {
   serviceAccount: V1ServiceAccount;
   clusterRole: V1ClusterRole;
@@ -111,8 +134,8 @@ export function controllerRbac(): {
       rules: [
         { apiGroups: [GROUP], resources: [PLURAL], verbs: ["get", "list", "watch", "update", "patch"] },
         { apiGroups: [GROUP], resources: [`${PLURAL}/status`, `${PLURAL}/finalizers`], verbs: ["get", "update", "patch"] },
-        // Import Secrets, by name only: no list or watch of anyone's Secrets.
-        { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get", "update", "delete"] },
+        // Import Secrets only, enforced by admission (SECRETS_POLICY): no get, list or watch of anyone's Secrets.
+        { apiGroups: [""], resources: ["secrets"], verbs: ["create", "update", "patch", "delete"] },
         { apiGroups: [""], resources: ["events"], verbs: ["create"] },
         { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list", "watch"] },
       ],
@@ -129,8 +152,12 @@ export function controllerRbac(): {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: { name, namespace: SYSTEM_NAMESPACE, labels: LABELS },
-      // patch: renewing the importer identity's token in its registration.
-      rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["list", "watch", "patch"] }],
+      rules: [
+        // patch: renewing the importer identity's token in its registration (admission: registrations only).
+        { apiGroups: [""], resources: ["secrets"], verbs: ["list", "watch", "patch"] },
+        // The webhook's API calls are made as its own read-only identity.
+        { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"], resourceNames: [WEBHOOK_SERVICE_ACCOUNT] },
+      ],
     },
     roleBinding: {
       apiVersion: "rbac.authorization.k8s.io/v1",
@@ -142,6 +169,100 @@ export function controllerRbac(): {
   };
 }
 
+/**
+ * The webhook's identity: reads imports and namespaces, nothing else. `delete` on Secrets is there
+ * for one question only, whether an import's Secret exists (webhook/lookup.ts): a delete whose uid
+ * precondition matches no object answers 409 (it exists) or 404 (it does not) before admission
+ * runs, and SECRETS_POLICY refuses every Secret write of this identity, so no Secret is ever
+ * deleted, read or changed by it.
+ */
+export function webhookRbac(): { serviceAccount: V1ServiceAccount; clusterRole: V1ClusterRole; clusterRoleBinding: V1ClusterRoleBinding } {
+  const name = WEBHOOK_SERVICE_ACCOUNT;
+  return {
+    serviceAccount: { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: SYSTEM_NAMESPACE, labels: LABELS } },
+    clusterRole: {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name, labels: LABELS },
+      rules: [
+        { apiGroups: [GROUP], resources: [PLURAL], verbs: ["get", "list", "watch"] },
+        { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list", "watch"] },
+        { apiGroups: [""], resources: ["secrets"], verbs: ["delete"] },
+      ],
+    },
+    clusterRoleBinding: {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name, labels: LABELS },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+      subjects: [{ kind: "ServiceAccount", name, namespace: SYSTEM_NAMESPACE }],
+    },
+  };
+}
+
+/** CEL: the Secret `s` is an import Secret (as importSecretSkeleton makes them). */
+const IMPORT_SECRET_CEL = (s: string) =>
+  `${s}.type == 'Opaque' && has(${s}.metadata.labels) && '${IMPORT_LABEL}' in ${s}.metadata.labels && ` +
+  `has(${s}.metadata.ownerReferences) && ${s}.metadata.ownerReferences.exists(r, r.kind == '${KIND}' && r.apiVersion.startsWith('${GROUP}/') && ` +
+  `r.name == ${s}.metadata.labels['${IMPORT_LABEL}'] && has(r.controller) && r.controller)`;
+/** CEL: the Secret `s` is a cluster registration (common/registration.ts). */
+const REGISTRATION_CEL = (s: string) => `${s}.type == 'Opaque' && has(${s}.metadata.labels) && '${CLUSTER_NAME_LABEL}' in ${s}.metadata.labels`;
+
+/**
+ * What the API server lets the manager and the webhook do to Secrets, beyond RBAC (which sees
+ * verbs, not labels or owners). The manager: create, update and delete import Secrets outside the
+ * system namespace, and in it update cluster registrations (token renewal); nothing else. The
+ * webhook: nothing. Admission never sees get, list or watch: RBAC keeps those to the system
+ * namespace (manager) or gives none (webhook).
+ */
+export function managerSecretsPolicy(): { policy: V1ValidatingAdmissionPolicy; binding: V1ValidatingAdmissionPolicyBinding } {
+  const manager = serviceAccountUser(CONTROLLER_SERVICE_ACCOUNT);
+  const webhook = serviceAccountUser(WEBHOOK_SERVICE_ACCOUNT);
+  return {
+    policy: {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicy",
+      metadata: { name: SECRETS_POLICY, labels: LABELS },
+      spec: {
+        failurePolicy: "Fail",
+        matchConstraints: {
+          resourceRules: [{ apiGroups: [""], apiVersions: ["*"], resources: ["secrets"], operations: ["CREATE", "UPDATE", "DELETE"] }],
+        },
+        matchConditions: [{ name: "manager-or-webhook", expression: `request.userInfo.username in ['${manager}', '${webhook}']` }],
+        variables: [
+          // DELETE has only the old object, CREATE only the new one, UPDATE both: both must qualify.
+          { name: "old", expression: "request.operation == 'CREATE' ? object : oldObject" },
+          { name: "new", expression: "request.operation == 'DELETE' ? oldObject : object" },
+          { name: "home", expression: `request.namespace == '${SYSTEM_NAMESPACE}'` },
+        ],
+        validations: [
+          {
+            expression: `request.userInfo.username != '${webhook}'`,
+            reason: "Forbidden",
+            message: "the webhook's identity is read-only: it may not write Secrets",
+          },
+          {
+            expression: `variables.home || (${IMPORT_SECRET_CEL("variables.old")} && ${IMPORT_SECRET_CEL("variables.new")})`,
+            reason: "Forbidden",
+            message: `the manager may only create, change or delete import Secrets (type Opaque, label ${IMPORT_LABEL}, owned by a ${KIND})`,
+          },
+          {
+            expression: `!variables.home || (request.operation == 'UPDATE' && ${REGISTRATION_CEL("variables.old")} && ${REGISTRATION_CEL("variables.new")})`,
+            reason: "Forbidden",
+            message: `in ${SYSTEM_NAMESPACE}, the manager may only update cluster registrations (label ${CLUSTER_NAME_LABEL})`,
+          },
+        ],
+      },
+    },
+    binding: {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicyBinding",
+      metadata: { name: SECRETS_POLICY, labels: LABELS },
+      spec: { policyName: SECRETS_POLICY, validationActions: ["Deny"] },
+    },
+  };
+}
+
 export interface ManagerOptions {
   /** Image of the in-cluster process. */
   image: string;
@@ -149,6 +270,8 @@ export interface ManagerOptions {
   sidecarImage: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   logLevel?: string;
+  /** The webhook verifies the API server's client certificate against the CA in ConfigMap WEBHOOK_CLIENT_CA. */
+  clientCa?: boolean;
 }
 
 /**
@@ -163,6 +286,8 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
     `--webhook-key=${CERT_DIR}/tls.key`,
     `--webhook-path=${WEBHOOK_PATH}`,
     `--sidecar-image=${options.sidecarImage}`,
+    `--webhook-as=${WEBHOOK_SERVICE_ACCOUNT}`,
+    ...(options.clientCa ? [`--webhook-client-ca=${CLIENT_CA_DIR}/ca.crt`] : []),
     ...(options.logLevel ? [`--log-level=${options.logLevel}`] : []),
   ];
   return {
@@ -212,6 +337,7 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
               },
               volumeMounts: [
                 { name: "webhook-tls", mountPath: CERT_DIR, readOnly: true },
+                ...(options.clientCa ? [{ name: "webhook-client-ca", mountPath: CLIENT_CA_DIR, readOnly: true }] : []),
                 { name: "service-account", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
               ],
             },
@@ -229,6 +355,7 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
                 ],
               },
             },
+            ...(options.clientCa ? [{ name: "webhook-client-ca", configMap: { name: WEBHOOK_CLIENT_CA, items: [{ key: "ca.crt", path: "ca.crt" }] } }] : []),
             // In-cluster credentials, at the path every client reads: a bound, expiring token, the CA, the namespace.
             {
               name: "service-account",
@@ -258,6 +385,37 @@ export function webhookService(): V1Service {
       selector: MANAGER_SELECTOR,
       ports: [{ name: "https", port: 443, targetPort: "webhook", protocol: "TCP" }],
     },
+  };
+}
+
+/**
+ * Ingress to the manager's pods: the webhook's port only. The API server is not a pod (no pod or
+ * namespace selector can name it, and its source address is the cluster's own business), so the
+ * port is open to any source; what answers there is the webhook, which with a client CA serves
+ * AdmissionReviews only to the API server's certificate. Kubelet probes come from the node, which
+ * NetworkPolicy never blocks. Enforced only where the cluster's network plugin implements
+ * NetworkPolicy (a plain CNI bridge, as on the local harness's node, does not).
+ */
+export function webhookNetworkPolicy(): V1NetworkPolicy {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: WEBHOOK_NETWORK_POLICY, namespace: SYSTEM_NAMESPACE, labels: MANAGER_LABELS },
+    spec: {
+      podSelector: { matchLabels: MANAGER_SELECTOR },
+      policyTypes: ["Ingress"],
+      ingress: [{ ports: [{ protocol: "TCP", port: WEBHOOK_PORT }] }],
+    },
+  };
+}
+
+/** The CA that signs the API server's client certificate for webhooks (--admission-control-config-file). */
+export function webhookClientCa(caPem: string): V1ConfigMap {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: WEBHOOK_CLIENT_CA, namespace: SYSTEM_NAMESPACE, labels: MANAGER_LABELS },
+    data: { "ca.crt": caPem },
   };
 }
 

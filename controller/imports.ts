@@ -5,11 +5,12 @@
 // As controller-runtime splits it: reconcile reads (the shared cache, the Secret, the registry),
 // asks planImport (plan.ts, pure) what to do, does it, and returns when to look again; the work
 // queue alone owns retries and their backoff.
-import { CoreV1Api, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
+import type { KubeConfig, V1Secret } from "@kubernetes/client-node";
 import { FINALIZER, type ServiceAccountImport } from "../common/api.ts";
 import { type ImportCache, ImportClient } from "../common/import-client.ts";
-import { buildImportSecretData, importSecretName, importSecretSkeleton } from "../common/import-secret.ts";
+import { buildImportSecretData } from "../common/import-secret.ts";
 import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
+import { ImportSecrets } from "./import-secrets.ts";
 import type { Logger } from "../common/log.ts";
 import { type MintRequest, type MintedToken, RemoteFailure, checkToken, mintToken, revokeGrant } from "../common/remote.ts";
 import { EventRecorder } from "./events.ts";
@@ -54,7 +55,7 @@ export class ImportController {
    */
   private readonly unwritten = new Map<string, { request: string; minted: MintedToken }>();
   private readonly client: ImportClient;
-  private readonly core: CoreV1Api;
+  private readonly secrets: ImportSecrets;
   private readonly events: EventRecorder;
   private readonly log: Logger;
   private readonly options: ControllerOptions;
@@ -65,7 +66,7 @@ export class ImportController {
     this.options = options;
     this.imports = imports;
     this.client = new ImportClient(kc);
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.secrets = new ImportSecrets(kc);
     this.events = new EventRecorder(kc, log);
     this.queue = new WorkQueue((key) => this.reconcile(key), {
       concurrency: options.concurrency,
@@ -116,7 +117,7 @@ export class ImportController {
     let sai = fresher(cached, this.written.get(key));
     if (sai === cached) this.written.delete(key);
     const remote = this.clusters.get(sai.spec.clusterName);
-    const secret = await this.readSecret(sai);
+    const secret = await this.secrets.readFor(sai);
     const input: PlanInput = {
       sai,
       secret: secretView(secret, sai),
@@ -211,16 +212,12 @@ export class ImportController {
           namespace: sai.spec.namespace,
           server: remote.registration.server,
         });
-        await this.writeSecret(sai, local.secret, data);
+        await this.secrets.write(sai, local.secret, data);
         this.unwritten.delete(key);
         return sai;
       }
       case "deleteSecret":
-        try {
-          await this.core.deleteNamespacedSecret({ name: action.name, namespace: sai.metadata.namespace! });
-        } catch (error) {
-          if (!isNotFound(error)) throw error;
-        }
+        await this.secrets.delete(sai.metadata.namespace!, action.name);
         return sai;
       case "removeFinalizer":
         try {
@@ -246,39 +243,6 @@ export class ImportController {
   private remember(key: string, sai: ServiceAccountImport): ServiceAccountImport {
     this.written.set(key, sai);
     return sai;
-  }
-
-  /** The Secret the import names in its status, else the one it would create; undefined if neither exists. */
-  private async readSecret(sai: ServiceAccountImport): Promise<V1Secret | undefined> {
-    const name = sai.status?.secrets?.[0]?.name ?? importSecretName(sai.metadata.name!, sai.metadata.uid!);
-    try {
-      return await this.core.readNamespacedSecret({ name, namespace: sai.metadata.namespace! });
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
-  }
-
-  /** Updates the import's Secret in place (pods' volumes follow it), or creates it. */
-  private async writeSecret(sai: ServiceAccountImport, existing: V1Secret | undefined, data: Record<string, string>): Promise<void> {
-    const namespace = sai.metadata.namespace!;
-    let current = existing;
-    if (current === undefined) {
-      const name = importSecretName(sai.metadata.name!, sai.metadata.uid!);
-      try {
-        await this.core.createNamespacedSecret({ namespace, body: { ...importSecretSkeleton(sai), data } });
-        return;
-      } catch (error) {
-        if (!isConflict(error)) throw error;
-        // Created by an earlier attempt whose status write failed: ours by its name; take it over.
-        current = await this.core.readNamespacedSecret({ name, namespace });
-        if (secretView(current, sai) === undefined) {
-          throw new Error(`Secret ${namespace}/${name} exists and is not owned by this import`, { cause: error });
-        }
-      }
-    }
-    current.data = data;
-    await this.core.replaceNamespacedSecret({ name: current.metadata!.name!, namespace, body: current });
   }
 }
 

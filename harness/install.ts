@@ -1,10 +1,11 @@
 // Sets a cluster up the way `kubectl mcsa install` does for the controller (CRD, namespace, its
-// service account and RBAC), and runs the controller out of cluster as that service account.
+// and the webhook's service accounts and RBAC, the admission policy that confines their Secret
+// writes), and runs the controller out of cluster as that service account.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CoreV1Api, type KubernetesObject, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
 import { SYSTEM_NAMESPACE } from "../common/api.ts";
-import { CONTROLLER_SERVICE_ACCOUNT, controllerRbac, crd, systemNamespace } from "../common/manifests.ts";
+import { CONTROLLER_SERVICE_ACCOUNT, WEBHOOK_SERVICE_ACCOUNT, controllerRbac, crd, managerSecretsPolicy, systemNamespace, webhookRbac } from "../common/manifests.ts";
 import type { ClustersState } from "./clusters.ts";
 import { adminConfig, cluster } from "./kube.ts";
 import { Background, eventually } from "./run.ts";
@@ -16,7 +17,22 @@ export async function applyAsAdmin(state: ClustersState, context: string, object
 
 export async function installController(state: ClustersState, context: string): Promise<void> {
   const rbac = controllerRbac();
-  await applyAsAdmin(state, context, [systemNamespace(), crd(), rbac.serviceAccount, rbac.clusterRole, rbac.clusterRoleBinding, rbac.role, rbac.roleBinding]);
+  const webhook = webhookRbac();
+  const policy = managerSecretsPolicy();
+  await applyAsAdmin(state, context, [
+    systemNamespace(),
+    crd(),
+    policy.policy,
+    policy.binding,
+    rbac.serviceAccount,
+    rbac.clusterRole,
+    rbac.clusterRoleBinding,
+    rbac.role,
+    rbac.roleBinding,
+    webhook.serviceAccount,
+    webhook.clusterRole,
+    webhook.clusterRoleBinding,
+  ]);
   // The CRD serves only once it is Established.
   const kc = adminConfig(state, context);
   await eventually("the ServiceAccountImport CRD to be established", async () => {
@@ -61,7 +77,8 @@ export function controllerKubeconfig(state: ClustersState, context: string): Pro
 
 /**
  * The in-cluster process run out of cluster as its service account, with the controller and the
- * webhook (its CA written to caFile): started, and waited for until both serve.
+ * webhook (its CA written to caFile; its API calls made as the read-only webhook identity, as in a
+ * real install): started, and waited for until both serve.
  */
 export async function startLocalManager(state: ClustersState, context: string, caFile: string, extraArgs: string[] = []): Promise<{ manager: Background; webhookUrl: string }> {
   const manager = new Background("manager/main.ts", [
@@ -69,6 +86,7 @@ export async function startLocalManager(state: ClustersState, context: string, c
     "--cluster-check-interval", "2s",
     "--webhook-listen", "127.0.0.1:0",
     "--webhook-ca-out", caFile,
+    "--webhook-as", WEBHOOK_SERVICE_ACCOUNT,
     ...extraArgs,
   ]); // prettier-ignore
   await manager.waitFor(/"msg":"webhook listening"/);

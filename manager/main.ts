@@ -6,7 +6,7 @@ import { parseDuration } from "../common/duration.ts";
 import { ImportClient } from "../common/import-client.ts";
 import { UserError, loadKubeConfig } from "../common/kube.ts";
 import { createLogger, parseLevel } from "../common/log.ts";
-import { WEBHOOK_FLAGS, WEBHOOK_USAGE, startWebhook, webhookConfig } from "./webhook-flags.ts";
+import { WEBHOOK_FLAGS, WEBHOOK_USAGE, startWebhook, webhookConfig, webhookKubeConfig } from "./webhook-flags.ts";
 import { ImportController } from "../controller/imports.ts";
 
 const USAGE = `usage: mcsa-manager [flags]
@@ -51,8 +51,11 @@ export async function main(argv: string[]): Promise<void> {
   const runController = !values["disable-import-controller"];
   if (!runController && webhook === undefined) throw new UserError("nothing to run: --disable-import-controller without --webhook-listen");
   const kc = loadKubeConfig({ kubeconfig: values.kubeconfig, context: values.context });
-  // One cache of imports for the whole process: the controller and the webhook read the same.
-  const imports = new ImportClient(kc).cache(log);
+  // The webhook's API calls go out as its own identity (--webhook-as: read-only in a real install).
+  const webhookKc = webhook === undefined ? undefined : webhookKubeConfig(kc, webhook);
+  // One cache of imports for the whole process: the controller and the webhook read the same
+  // (listed as the webhook when it runs alone).
+  const imports = new ImportClient(runController || webhookKc === undefined ? kc : webhookKc).cache(log);
   const parts: { stop(): Promise<void> }[] = [];
   const shutdown = (signal: string) => {
     log.info("shutting down", { signal });
@@ -69,7 +72,7 @@ export async function main(argv: string[]): Promise<void> {
     parts.push(controller);
     log.info("import controller started", { server: kc.getCurrentCluster()?.server });
   }
-  if (webhook !== undefined) parts.push(await startWebhook(kc, log, webhook, imports));
+  if (webhook !== undefined && webhookKc !== undefined) parts.push(await startWebhook(webhookKc, log, webhook, imports));
   parts.push(imports);
 
   process.once("SIGTERM", () => shutdown("SIGTERM"));

@@ -8,7 +8,7 @@ import { SIDECAR_PROXY_PORT_BASE, SYSTEM_NAMESPACE } from "../common/api.ts";
 import { UserError, apiMessage } from "../common/kube.ts";
 import type { ImportCache } from "../common/import-client.ts";
 import type { Logger } from "../common/log.ts";
-import { DEFAULT_IMAGE, WEBHOOK_SERVICE } from "../common/manifests.ts";
+import { DEFAULT_IMAGE, WEBHOOK_SERVICE, serviceAccountUser } from "../common/manifests.ts";
 import { createCA, issue } from "../common/pki.ts";
 import { serverVersion } from "../common/version.ts";
 import { ClusterLookup, supportsNativeSidecars } from "../webhook/lookup.ts";
@@ -20,6 +20,9 @@ export const WEBHOOK_USAGE = `  --webhook-listen ADDR:PORT     serve the admissi
   --webhook-key FILE             PEM private key of --webhook-cert
   --webhook-ca-out FILE          without --webhook-cert: write the CA of the generated certificate here
   --webhook-path PATH            where AdmissionReviews are posted (default ${DEFAULT_WEBHOOK_PATH})
+  --webhook-as NAME              make the webhook's API calls as this identity (impersonated): a service account
+                                 of ${SYSTEM_NAMESPACE} (e.g. mcsa-webhook, read-only) or a full username
+  --webhook-client-ca FILE       PEM CA of the API server's client certificate: AdmissionReviews only from it
   --sidecar-image IMAGE          image of the injected sidecar (default ${DEFAULT_IMAGE})
   --sidecar-pull-policy POLICY   Always, IfNotPresent or Never (default: as the API server would default it)
   --sidecar-proxy-port-base N    loopback port of the first import's proxy (default ${SIDECAR_PROXY_PORT_BASE})
@@ -33,6 +36,8 @@ export const WEBHOOK_FLAGS = {
   "webhook-key": { type: "string" },
   "webhook-ca-out": { type: "string" },
   "webhook-path": { type: "string", default: DEFAULT_WEBHOOK_PATH },
+  "webhook-as": { type: "string" },
+  "webhook-client-ca": { type: "string" },
   "sidecar-image": { type: "string", default: DEFAULT_IMAGE },
   "sidecar-pull-policy": { type: "string" },
   "sidecar-proxy-port-base": { type: "string", default: String(SIDECAR_PROXY_PORT_BASE) },
@@ -50,6 +55,10 @@ export interface WebhookConfig {
   certFile?: string;
   keyFile?: string;
   caOut?: string;
+  /** The username the webhook's API calls impersonate; undefined: the process's own identity. */
+  as?: string;
+  /** PEM CA file of the client certificates allowed to post AdmissionReviews. */
+  clientCaFile?: string;
   native: "auto" | boolean;
   sidecar: Omit<MutateOptions, "nativeSidecar">;
 }
@@ -77,7 +86,7 @@ export function parseResourceList(flag: string, value: string): Record<string, s
 export function webhookConfig(values: FlagValues): WebhookConfig | undefined {
   const listen = values["webhook-listen"];
   if (listen === undefined) {
-    const stray = (["webhook-cert", "webhook-key", "webhook-ca-out"] as const).find((f) => values[f] !== undefined);
+    const stray = (["webhook-cert", "webhook-key", "webhook-ca-out", "webhook-as", "webhook-client-ca"] as const).find((f) => values[f] !== undefined);
     if (stray) throw new UserError(`--${stray} needs --webhook-listen`);
     return undefined;
   }
@@ -98,6 +107,10 @@ export function webhookConfig(values: FlagValues): WebhookConfig | undefined {
   if (!Number.isInteger(base) || base < 1024 || base > 65535) {
     throw new UserError(`--sidecar-proxy-port-base must be a port from 1024 to 65535, not "${values["sidecar-proxy-port-base"]}"`);
   }
+  const as = values["webhook-as"];
+  if (as !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(as) && !/^[^\s:]+(:[^\s:]+)+$/.test(as)) {
+    throw new UserError(`--webhook-as must be a service account name (e.g. mcsa-webhook) or a username, not "${as}"`);
+  }
   const nativeFlag = values["native-sidecar"] ?? "auto";
   if (!["auto", "true", "false"].includes(nativeFlag)) throw new UserError(`--native-sidecar must be auto, true or false, not "${nativeFlag}"`);
   const image = values["sidecar-image"] ?? DEFAULT_IMAGE;
@@ -115,6 +128,8 @@ export function webhookConfig(values: FlagValues): WebhookConfig | undefined {
     certFile,
     keyFile,
     caOut: values["webhook-ca-out"],
+    ...(as !== undefined ? { as: as.includes(":") ? as : serviceAccountUser(as) } : {}),
+    ...(values["webhook-client-ca"] !== undefined ? { clientCaFile: values["webhook-client-ca"] } : {}),
     native: nativeFlag === "auto" ? "auto" : nativeFlag === "true",
     sidecar: {
       image,
@@ -141,10 +156,39 @@ async function generateServing(host: string): Promise<{ cert: string; key: strin
 
 const CERT_POLL_MS = 30_000;
 
-/** Starts the webhook: resolves once it listens, with its URL and a stop function. imports: the process's shared cache. */
+/**
+ * The same cluster and credentials, every request impersonating `user` (Impersonate-User). A view
+ * of `kc`, not a copy: its authenticators (the in-cluster token file, read again when the kubelet
+ * rotates it) and its connection pool are the same; only the current user carries the header.
+ */
+export function impersonating(kc: KubeConfig, user: string): KubeConfig {
+  const out = Object.create(kc) as KubeConfig & { users: unknown[] };
+  const current = kc.getCurrentUser()?.name;
+  out.users = kc.getUsers().map((u) => (u.name === current ? { ...u, impersonateUser: user } : u));
+  return out;
+}
+
+/** The identity the webhook's API calls use: the process's own, or the one --webhook-as names. */
+export function webhookKubeConfig(kc: KubeConfig, config: WebhookConfig): KubeConfig {
+  return config.as === undefined ? kc : impersonating(kc, config.as);
+}
+
+/**
+ * Starts the webhook: resolves once it listens, with its URL and a stop function. kc: the
+ * webhook's own identity (webhookKubeConfig); imports: the process's shared cache.
+ */
 export async function startWebhook(kc: KubeConfig, log: Logger, config: WebhookConfig, imports: ImportCache): Promise<{ url: string; stop(): Promise<void> }> {
   let cert: string;
   let key: string;
+  let clientCa: string | undefined;
+  if (config.clientCaFile !== undefined) {
+    try {
+      clientCa = await readFile(config.clientCaFile, "utf8");
+    } catch (error) {
+      throw new UserError(`reading --webhook-client-ca: ${(error as Error).message}`);
+    }
+    if (!clientCa.includes("-----BEGIN CERTIFICATE-----")) throw new UserError(`--webhook-client-ca ${config.clientCaFile} holds no PEM certificate`);
+  }
   if (config.certFile !== undefined && config.keyFile !== undefined) {
     try {
       [cert, key] = await Promise.all([readFile(config.certFile, "utf8"), readFile(config.keyFile, "utf8")]);
@@ -189,12 +233,13 @@ export async function startWebhook(kc: KubeConfig, log: Logger, config: WebhookC
     path: config.path,
     cert,
     key,
+    ...(clientCa !== undefined ? { clientCa } : {}),
     lookup,
     mutate: { ...config.sidecar, nativeSidecar: native },
     log: log.with({ component: "mcsa-webhook" }),
   });
   const url = await server.listen();
-  log.info("webhook listening", { url, sidecarImage: config.sidecar.image });
+  log.info("webhook listening", { url, sidecarImage: config.sidecar.image, as: config.as, clientCa: config.clientCaFile });
 
   let poll: NodeJS.Timeout | undefined;
   if (config.certFile !== undefined && config.keyFile !== undefined) {

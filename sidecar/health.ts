@@ -1,7 +1,7 @@
 // The health port: /healthz (the process serves), /readyz (the pod may serve: every import has
 // been usable once and at least one still is), /readyz/<import> (that import is usable now) and
 // /metrics (Prometheus text). Separate from the proxies, and on all interfaces by default, since
-// kubelet probes the pod IP.
+// kubelet probes the pod IP; what other pods may read there is only /healthz and a bare /readyz.
 
 import { createServer, type Server } from "node:http";
 import { CONTENT_TYPE } from "./metrics.ts";
@@ -54,24 +54,55 @@ export interface HealthServerOptions {
   port: number;
   readiness: () => ReadinessReport;
   metrics: () => string;
+  /** Whether the peer is inside the pod; default: its address is loopback. For tests. */
+  isLocal?: (remoteAddress: string | undefined) => boolean;
 }
 
+/** Loopback: 127.0.0.0/8, ::1, and IPv4 loopback mapped into IPv6. */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith("::ffff:") ? address.slice("::ffff:".length) : address;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || address === "::1";
+}
+
+const LOCAL_ONLY = "only from inside the pod (127.0.0.1 or ::1): /metrics, /readyz/<import> and /readyz?verbose\n";
+
+/**
+ * Other pods reach this port (the kubelet probes the pod IP, so it listens on every interface):
+ * they get /healthz and a bare /readyz (ok or failed, nothing about the imports). Details, per
+ * import state and metrics go to loopback peers only: the pod's own containers.
+ */
 export function createHealthServer(options: HealthServerOptions): Server {
+  const isLocal = options.isLocal ?? isLoopback;
   return createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
       return;
     }
+    const local = isLocal(req.socket.remoteAddress);
     if (path === "/healthz" || path === "/livez") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
     } else if (path === "/readyz") {
       const report = options.readiness();
       const verbose = /[?&]verbose(=|&|$)/.test(req.url ?? "");
-      const body = verbose || !report.ready ? `${report.lines.join("\n")}\nreadyz check ${report.ready ? "passed" : "failed"}\n` : "ok\n";
+      if (verbose && !local) {
+        res.writeHead(403, { "content-type": "text/plain" }).end(LOCAL_ONLY);
+        return;
+      }
+      const detail = local && (verbose || !report.ready);
+      const body = detail ? `${report.lines.join("\n")}\nreadyz check ${report.ready ? "passed" : "failed"}\n` : report.ready ? "ok\n" : "failed\n";
       res.writeHead(report.ready ? 200 : 503, { "content-type": "text/plain", "cache-control": "no-store" }).end(body);
+    } else if (!local && (path?.startsWith("/readyz/") || path === "/metrics")) {
+      res.writeHead(403, { "content-type": "text/plain" }).end(LOCAL_ONLY);
     } else if (path?.startsWith("/readyz/")) {
-      const name = decodeURIComponent(path.slice("/readyz/".length));
+      let name: string;
+      try {
+        name = decodeURIComponent(path.slice("/readyz/".length));
+      } catch {
+        res.writeHead(400, { "content-type": "text/plain" }).end("malformed import name\n");
+        return;
+      }
       const one = options.readiness().imports.find((i) => i.name === name);
       if (!one) res.writeHead(404, { "content-type": "text/plain" }).end(`no import named "${name}" in this pod\n`);
       else res.writeHead(one.ready ? 200 : 503, { "content-type": "text/plain", "cache-control": "no-store" }).end(`${one.line}\n`);

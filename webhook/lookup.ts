@@ -8,13 +8,15 @@ import { NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, type ServiceAccountImport, isRe
 import { withTimeout } from "../common/deadline.ts";
 import { type ImportCache, ImportClient } from "../common/import-client.ts";
 import { SharedInformer } from "../common/informer.ts";
-import { apiMessage, isNotFound } from "../common/kube.ts";
+import { apiMessage, isConflict, isNotFound } from "../common/kube.ts";
 import type { Logger } from "../common/log.ts";
 import { versionAtLeast } from "../common/version.ts";
 import type { Lookup } from "./admission.ts";
 
 /** Reads of the API that take longer than this fail the admission with a clear message. */
 const GET_TIMEOUT_MS = 3_000;
+/** A uid no object has (the API server generates random v4 UUIDs). */
+export const NO_SUCH_UID = "00000000-0000-0000-0000-000000000000";
 
 export class ClusterLookup implements Lookup {
   private readonly core: CoreV1Api;
@@ -77,12 +79,24 @@ export class ClusterLookup implements Lookup {
     }
   }
 
+  /**
+   * Whether the Secret exists, without reading it (the webhook's identity has no get on Secrets):
+   * a dry-run delete whose uid precondition matches no object. The API server answers 404 when
+   * there is no such Secret and 409 when there is, both before admission runs; nothing is deleted
+   * (the precondition fails, it is a dry run, and the admission policy refuses every Secret write
+   * of the webhook's identity anyway).
+   */
   async secretExists(namespace: string, name: string): Promise<boolean> {
     try {
-      await withTimeout(this.core.readNamespacedSecret({ name, namespace }), `reading Secret ${namespace}/${name}`, GET_TIMEOUT_MS);
+      await withTimeout(
+        this.core.deleteNamespacedSecret({ name, namespace, dryRun: "All", body: { preconditions: { uid: NO_SUCH_UID } } }),
+        `looking for Secret ${namespace}/${name}`,
+        GET_TIMEOUT_MS,
+      );
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;
+      if (isConflict(error)) return true;
       throw new Error(apiMessage(error), { cause: error });
     }
   }

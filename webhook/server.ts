@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { withTimeout } from "../common/deadline.ts";
 import type { Logger } from "../common/log.ts";
 import { admissionResponse, decide, parseAdmissionReview, type AdmissionRequest, type Decision, type Lookup } from "./admission.ts";
@@ -28,6 +29,12 @@ export interface WebhookServerOptions {
   port: number;
   cert: string;
   key: string;
+  /**
+   * PEM CA of the client certificates allowed to post AdmissionReviews (the API server's, from its
+   * --admission-control-config-file). Without it, any client may. Health paths need no certificate:
+   * the kubelet's probes present none.
+   */
+  clientCa?: string;
   lookup: Lookup;
   mutate: MutateOptions;
   log: Logger;
@@ -116,6 +123,8 @@ export class WebhookServer {
         cert: options.cert,
         key: options.key,
         minVersion: "TLSv1.2",
+        // Asked for, checked per request: probes come without one.
+        ...(options.clientCa !== undefined ? { ca: options.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
         keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
         headersTimeout: 10_000,
         requestTimeout: 30_000,
@@ -160,7 +169,7 @@ export class WebhookServer {
 
   /** New serving certificate for new connections (a renewed Secret). */
   setCertificate(cert: string, key: string): void {
-    this.server.setSecureContext({ cert, key, minVersion: "TLSv1.2" });
+    this.server.setSecureContext({ cert, key, minVersion: "TLSv1.2", ...(this.options.clientCa !== undefined ? { ca: this.options.clientCa } : {}) });
   }
 
   /** Stops accepting, lets requests in flight finish (bounded), closes idle keep-alive connections. */
@@ -185,6 +194,13 @@ export class WebhookServer {
     if (url.pathname !== this.path) {
       req.resume();
       throw new HttpError(404, `no such path ${JSON.stringify(url.pathname.slice(0, 100))}: AdmissionReviews go to POST ${this.path}`);
+    }
+    const tls = req.socket as TLSSocket;
+    if (this.options.clientCa !== undefined && !tls.authorized) {
+      req.resume();
+      const presented = Object.keys(tls.getPeerCertificate()).length > 0;
+      const why = presented ? `this one is not: ${String(tls.authorizationError)}` : "none was presented";
+      throw new HttpError(403, `AdmissionReviews are served only to the API server's client certificate (${why})`);
     }
     if (req.method !== "POST") {
       req.resume();

@@ -13,16 +13,23 @@ import {
   CONTROLLER_SERVICE_ACCOUNT,
   DEFAULT_IMAGE,
   MANAGER_NAME,
+  WEBHOOK_CLIENT_CA,
   WEBHOOK_CONFIGURATION,
+  WEBHOOK_NETWORK_POLICY,
   WEBHOOK_SECRET,
   WEBHOOK_SERVICE,
+  WEBHOOK_SERVICE_ACCOUNT,
   type WebhookTls,
   controllerRbac,
   crd,
   managerDeployment,
+  managerSecretsPolicy,
   mutatingWebhookConfiguration,
   systemNamespace,
+  webhookClientCa,
   webhookDnsNames,
+  webhookNetworkPolicy,
+  webhookRbac,
   webhookSecret,
   webhookService,
 } from "../../common/manifests.ts";
@@ -46,6 +53,7 @@ interface Args extends GlobalArgs {
   "image-pull-policy"?: "Always" | "IfNotPresent" | "Never";
   "webhook-url"?: string;
   "webhook-ca-file"?: string;
+  "webhook-client-ca-file"?: string;
   "log-level"?: string;
   wait: boolean;
   timeout: string;
@@ -60,32 +68,56 @@ export interface InstallOptions {
   webhook?: { url: string; caBundle: string };
   /** In-cluster mode: the Secret's content (reused or new). */
   tls?: WebhookTls;
+  /** In-cluster mode: PEM CA of the API server's client certificate, which the webhook then requires. */
+  clientCaPem?: string;
   matchConditions: boolean;
+  /** ValidatingAdmissionPolicy is served (Kubernetes 1.30 and later): confine the manager's Secret writes. */
+  admissionPolicy?: boolean;
 }
 
-/** The API and the controller's identity: what every mode installs. */
-export function baseObjects(): KubernetesObject[] {
+/**
+ * The API, the manager's and the webhook's identities, and the admission policy that confines
+ * their Secret writes to import Secrets: what every mode installs.
+ */
+export function baseObjects(admissionPolicy = true): KubernetesObject[] {
   const rbac = controllerRbac();
-  return [systemNamespace(), crd(), rbac.serviceAccount, rbac.clusterRole, rbac.clusterRoleBinding, rbac.role, rbac.roleBinding];
+  const webhook = webhookRbac();
+  const policy = managerSecretsPolicy();
+  return [
+    systemNamespace(),
+    crd(),
+    ...(admissionPolicy ? [policy.policy, policy.binding] : []),
+    rbac.serviceAccount,
+    rbac.clusterRole,
+    rbac.clusterRoleBinding,
+    rbac.role,
+    rbac.roleBinding,
+    webhook.serviceAccount,
+    webhook.clusterRole,
+    webhook.clusterRoleBinding,
+  ];
 }
 
 /** Everything install applies, in order: the webhook configuration last, once what it calls exists. */
 export function installObjects(options: InstallOptions): KubernetesObject[] {
   if (options.webhook !== undefined) {
     const { url, caBundle } = options.webhook;
-    return [...baseObjects(), mutatingWebhookConfiguration({ client: { url }, caBundle, matchConditions: options.matchConditions })];
+    return [...baseObjects(options.admissionPolicy), mutatingWebhookConfiguration({ client: { url }, caBundle, matchConditions: options.matchConditions })];
   }
   if (options.tls === undefined) throw new Error("installObjects: in-cluster mode needs the serving certificate");
   return [
-    ...baseObjects(),
+    ...baseObjects(options.admissionPolicy),
     webhookSecret(options.tls),
+    ...(options.clientCaPem !== undefined ? [webhookClientCa(options.clientCaPem)] : []),
     managerDeployment({
       image: options.image,
       sidecarImage: options.sidecarImage,
       imagePullPolicy: options.imagePullPolicy,
       logLevel: options.logLevel,
+      clientCa: options.clientCaPem !== undefined,
     }),
     webhookService(),
+    webhookNetworkPolicy(),
     mutatingWebhookConfiguration({ client: { service: true }, caBundle: options.tls.caBundle, matchConditions: options.matchConditions }),
   ];
 }
@@ -93,6 +125,8 @@ export function installObjects(options: InstallOptions): KubernetesObject[] {
 /** Every object any mode creates, in the order uninstall removes them (the CRD is handled apart). */
 function uninstallOrder(): KubernetesObject[] {
   const rbac = controllerRbac();
+  const webhook = webhookRbac();
+  const policy = managerSecretsPolicy();
   const ref = (apiVersion: string, kind: string, name: string, namespace?: string): KubernetesObject => ({
     apiVersion,
     kind,
@@ -101,12 +135,19 @@ function uninstallOrder(): KubernetesObject[] {
   return [
     ref("apps/v1", "Deployment", MANAGER_NAME, SYSTEM_NAMESPACE),
     ref("v1", "Service", WEBHOOK_SERVICE, SYSTEM_NAMESPACE),
+    ref("networking.k8s.io/v1", "NetworkPolicy", WEBHOOK_NETWORK_POLICY, SYSTEM_NAMESPACE),
+    ref("v1", "ConfigMap", WEBHOOK_CLIENT_CA, SYSTEM_NAMESPACE),
     ref("v1", "Secret", WEBHOOK_SECRET, SYSTEM_NAMESPACE),
+    webhook.clusterRoleBinding,
+    webhook.clusterRole,
+    webhook.serviceAccount,
     rbac.roleBinding,
     rbac.role,
     rbac.clusterRoleBinding,
     rbac.clusterRole,
     rbac.serviceAccount,
+    policy.binding,
+    policy.policy,
   ];
 }
 
@@ -126,6 +167,11 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
       describe: "call the webhook at this https URL (a process run out of cluster) instead of in-cluster: no Deployment or Service",
     })
     .option("webhook-ca-file", { type: "string", describe: "with --webhook-url: PEM CA that signed the webhook's serving certificate" })
+    .option("webhook-client-ca-file", {
+      type: "string",
+      describe:
+        "PEM CA of the client certificate the API server presents to webhooks (its --admission-control-config-file): the webhook then serves AdmissionReviews only to that certificate",
+    })
     .option("log-level", { type: "string", choices: ["debug", "info", "warn", "error"], describe: "log level of the in-cluster process" })
     .option("wait", {
       type: "boolean",
@@ -162,6 +208,9 @@ function outOfCluster(args: Args): { url: string; caBundle: string } | undefined
     throw new UserError("--webhook-url must not hold user info, a query or a fragment");
   }
   if (caFile === undefined) throw new UserError("--webhook-url needs --webhook-ca-file: the CA the API server verifies the webhook with");
+  if (args["webhook-client-ca-file"] !== undefined) {
+    throw new UserError("--webhook-client-ca-file is for the in-cluster webhook: give a webhook run elsewhere its own --webhook-client-ca");
+  }
   let caBundle: string;
   try {
     caBundle = readFileSync(caFile, "utf8");
@@ -172,10 +221,24 @@ function outOfCluster(args: Args): { url: string; caBundle: string } | undefined
   return { url, caBundle };
 }
 
-/** matchConditions are on by default from Kubernetes 1.28 (GA in 1.30). */
-/** matchConditions in webhook configurations are GA (served by default) since 1.28. */
-async function supportsMatchConditions(kc: KubeConfig): Promise<boolean> {
-  return versionAtLeast(await serverVersion(kc), 1, 28);
+/** The client CA file's PEM, or undefined; a one-line error when it holds no certificate. */
+function clientCa(args: Args): string | undefined {
+  const file = args["webhook-client-ca-file"];
+  if (file === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new UserError(`reading --webhook-client-ca-file: ${(error as Error).message}`);
+  }
+  if (splitPem(pem).length === 0) throw new UserError(`--webhook-client-ca-file ${file} holds no PEM certificate`);
+  return pem;
+}
+
+/** matchConditions in webhook configurations are on by default since 1.28; ValidatingAdmissionPolicy is GA since 1.30. */
+async function serverFeatures(kc: KubeConfig): Promise<{ matchConditions: boolean; admissionPolicy: boolean }> {
+  const version = await serverVersion(kc);
+  return { matchConditions: versionAtLeast(version, 1, 28), admissionPolicy: versionAtLeast(version, 1, 30) };
 }
 
 async function existingTls(session: Session): Promise<WebhookTls | undefined> {
@@ -205,6 +268,7 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   const dryRun = dryRunFlag(args["dry-run"], env.err);
   const output = manifestFormat(args.output, dryRun);
   const webhook = outOfCluster(args);
+  const clientCaPem = clientCa(args);
   const timeoutSeconds = durationFlag(args.timeout, "--timeout");
   const common = {
     image: args.image,
@@ -215,7 +279,7 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   if (dryRun === "client") {
     // No cluster to ask: a fresh certificate, and matchConditions (every supported Kubernetes has them).
     const tls = webhook === undefined ? (await planWebhookTls(undefined, webhookDnsNames())).tls : undefined;
-    println(env.out, manifests(installObjects({ ...common, webhook, tls, matchConditions: true }), output ?? "yaml"));
+    println(env.out, manifests(installObjects({ ...common, webhook, tls, clientCaPem, matchConditions: true, admissionPolicy: true }), output ?? "yaml"));
     return;
   }
   const session = env.open(args);
@@ -225,9 +289,12 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   let objects: KubernetesObject[];
   try {
     await waitTerminated(session, env);
-    const matchConditions = await supportsMatchConditions(session.kc);
+    const features = await serverFeatures(session.kc);
+    if (!features.admissionPolicy) {
+      println(env.err, "warning: this API server has no ValidatingAdmissionPolicy (Kubernetes 1.30 and later): the manager's Secret writes are confined by RBAC only");
+    }
     if (webhook === undefined) plan = await planWebhookTls(await existingTls(session), webhookDnsNames());
-    objects = installObjects({ ...common, webhook, tls: plan?.tls, matchConditions });
+    objects = installObjects({ ...common, webhook, tls: plan?.tls, clientCaPem, ...features });
     // In cluster, the webhook (failurePolicy Fail) is switched on only once its server is ready.
     const waitFirst = webhook === undefined && args.wait;
     await applyAll(api, waitFirst ? objects.slice(0, -1) : objects);
@@ -238,7 +305,7 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
     }
     if (webhook !== undefined) {
       // A webhook run elsewhere replaces the in-cluster process: two import controllers would compete.
-      for (const o of uninstallOrder().slice(0, 2)) if (await remove(api, o)) removed.push(o);
+      for (const o of uninstallOrder().slice(0, 4)) if (await remove(api, o)) removed.push(o);
     }
   } catch (error) {
     throw session.fail(error, "installing");
@@ -376,7 +443,7 @@ export const uninstall = {
       // The namespace may also hold other clusters' identities (bootstrap --from this cluster): keep them.
       const others = (await session.kc.makeApiClient(CoreV1Api).listNamespacedServiceAccount({ namespace: SYSTEM_NAMESPACE }).catch(() => ({ items: [] }))).items
         .map((sa) => sa.metadata?.name ?? "")
-        .filter((n) => n !== "default" && n !== CONTROLLER_SERVICE_ACCOUNT);
+        .filter((n) => n !== "default" && n !== CONTROLLER_SERVICE_ACCOUNT && n !== WEBHOOK_SERVICE_ACCOUNT);
       if (others.length > 0) {
         println(
           env.out,

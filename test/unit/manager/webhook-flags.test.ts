@@ -1,13 +1,72 @@
 // The in-cluster process's webhook flags.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { DEFAULT_IMAGE } from "../../../common/manifests.ts";
-import { parseListen, parseResourceList, webhookConfig } from "../../../manager/webhook-flags.ts";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { loadKubeConfig } from "../../../common/kube.ts";
+import { impersonating, parseListen, parseResourceList, webhookConfig, webhookKubeConfig } from "../../../manager/webhook-flags.ts";
 import { supportsNativeSidecars } from "../../../webhook/lookup.ts";
 
 describe("webhook flags", () => {
   it("are off without --webhook-listen, and refuse their companions alone", () => {
     expect(webhookConfig({})).toBeUndefined();
     expect(() => webhookConfig({ "webhook-cert": "c" })).toThrow("--webhook-cert needs --webhook-listen");
+  });
+
+  it("make the webhook's API calls as its own identity with --webhook-as, and require a client certificate with --webhook-client-ca", () => {
+    const config = webhookConfig({ "webhook-listen": ":8443", "webhook-as": "mcsa-webhook", "webhook-client-ca": "/etc/ca.crt" })!;
+    expect(config.as).toBe("system:serviceaccount:multicluster-service-account:mcsa-webhook");
+    expect(config.clientCaFile).toBe("/etc/ca.crt");
+    expect(webhookConfig({ "webhook-listen": ":8443", "webhook-as": "system:serviceaccount:ns:reader" })!.as).toBe("system:serviceaccount:ns:reader");
+    expect(() => webhookConfig({ "webhook-listen": ":8443", "webhook-as": "Not A Name" })).toThrow("--webhook-as must be a service account name");
+    expect(() => webhookConfig({ "webhook-as": "mcsa-webhook" })).toThrow("--webhook-as needs --webhook-listen");
+    expect(() => webhookConfig({ "webhook-client-ca": "/etc/ca.crt" })).toThrow("--webhook-client-ca needs --webhook-listen");
+
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: "https://127.0.0.1:6443", skipTLSVerify: false }],
+      users: [{ name: "manager", token: "t" }],
+      contexts: [{ name: "ctx", cluster: "c", user: "manager" }],
+      currentContext: "ctx",
+    });
+    const as = impersonating(kc, config.as!);
+    expect(as.getCurrentUser()).toMatchObject({ name: "manager", token: "t", impersonateUser: config.as });
+    expect(as.getCurrentCluster()?.server).toBe("https://127.0.0.1:6443");
+    // The original is untouched; without --webhook-as the webhook uses the process's identity.
+    expect(kc.getCurrentUser()?.impersonateUser).toBeUndefined();
+    expect(webhookKubeConfig(kc, webhookConfig({ "webhook-listen": ":8443" })!)).toBe(kc);
+  });
+
+  it("impersonate with the process's own credentials: an in-cluster token file is still read (and re-read) for each request", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mcsa-as-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "token"), "first-token");
+    writeFileSync(
+      join(dir, "kubeconfig"),
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "c", cluster: { server: "https://127.0.0.1:6443" } }],
+        users: [{ name: "in-cluster", user: { tokenFile: join(dir, "token") } }],
+        contexts: [{ name: "ctx", context: { cluster: "c", user: "in-cluster" } }],
+        "current-context": "ctx",
+      }),
+    );
+    const kc = loadKubeConfig({ kubeconfig: join(dir, "kubeconfig") });
+    const as = impersonating(kc, "system:serviceaccount:multicluster-service-account:mcsa-webhook");
+    const headers = async (config: KubeConfig) => {
+      const opts: { headers?: Record<string, string> } = {};
+      await config.applyToHTTPSOptions(opts);
+      return opts.headers ?? {};
+    };
+    expect(await headers(as)).toMatchObject({ Authorization: "Bearer first-token", "Impersonate-User": "system:serviceaccount:multicluster-service-account:mcsa-webhook" });
+    expect((await headers(kc))["Impersonate-User"]).toBeUndefined();
+    // The kubelet rotates the token: the next request carries the new one.
+    writeFileSync(join(dir, "token.new"), "second-token");
+    renameSync(join(dir, "token.new"), join(dir, "token"));
+    await expect.poll(async () => (await headers(as)).Authorization, { timeout: 5_000 }).toBe("Bearer second-token");
   });
 
   it("parse listen addresses", () => {

@@ -31,14 +31,20 @@ describe("kubectl mcsa install --dry-run=client", () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       "Namespace/multicluster-service-account",
       "CustomResourceDefinition/serviceaccountimports.multicluster.admiralty.io",
+      "ValidatingAdmissionPolicy/mcsa-secrets",
+      "ValidatingAdmissionPolicyBinding/mcsa-secrets",
       "ServiceAccount/mcsa-controller",
       "ClusterRole/mcsa-controller",
       "ClusterRoleBinding/mcsa-controller",
       "Role/mcsa-controller",
       "RoleBinding/mcsa-controller",
+      "ServiceAccount/mcsa-webhook",
+      "ClusterRole/mcsa-webhook",
+      "ClusterRoleBinding/mcsa-webhook",
       "Secret/mcsa-webhook-tls",
       "Deployment/mcsa-manager",
       "Service/mcsa-webhook",
+      "NetworkPolicy/mcsa-webhook",
       "MutatingWebhookConfiguration/mcsa-webhook",
     ]);
     expect(DEFAULT_IMAGE).toBe(`ghcr.io/kubectl-mcsa/mcsa:v${PRODUCT_VERSION}`);
@@ -82,6 +88,71 @@ describe("kubectl mcsa install --dry-run=client", () => {
     const service = byKind(objects, "Service");
     expect(service.spec.ports).toEqual([{ name: "https", port: 443, targetPort: "webhook", protocol: "TCP" }]);
     expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+  });
+
+  it("gives the manager no read of Secrets outside its namespace, the webhook none at all, and confines their writes by admission", async () => {
+    const objects = await dryRun();
+    const named = (kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name)!;
+    const secretVerbs = (role: Obj) => role.rules.filter((r: Obj) => r.resources.includes("secrets")).flatMap((r: Obj) => r.verbs).sort();
+    expect(secretVerbs(named("ClusterRole", "mcsa-controller"))).toEqual(["create", "delete", "patch", "update"]);
+    expect(secretVerbs(named("Role", "mcsa-controller"))).toEqual(["list", "patch", "watch"]);
+    expect(named("Role", "mcsa-controller").metadata.namespace).toBe("multicluster-service-account");
+    // The webhook: delete only, to ask whether a Secret exists (a precondition no object meets; admission refuses it anyway).
+    expect(secretVerbs(named("ClusterRole", "mcsa-webhook"))).toEqual(["delete"]);
+    expect(named("ClusterRole", "mcsa-webhook").rules.flatMap((r: Obj) => r.verbs).filter((v: string) => !["get", "list", "watch"].includes(v))).toEqual(["delete"]);
+    expect(named("Role", "mcsa-controller").rules).toContainEqual({ apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"], resourceNames: ["mcsa-webhook"] });
+    const container = byKind(objects, "Deployment").spec.template.spec.containers[0];
+    expect(container.args).toContain("--webhook-as=mcsa-webhook");
+
+    const policy = named("ValidatingAdmissionPolicy", "mcsa-secrets").spec;
+    expect(policy.failurePolicy).toBe("Fail");
+    expect(policy.matchConstraints.resourceRules).toEqual([{ apiGroups: [""], apiVersions: ["*"], resources: ["secrets"], operations: ["CREATE", "UPDATE", "DELETE"] }]);
+    expect(policy.matchConditions[0].expression).toBe(
+      "request.userInfo.username in ['system:serviceaccount:multicluster-service-account:mcsa-controller', 'system:serviceaccount:multicluster-service-account:mcsa-webhook']",
+    );
+    const cel = policy.validations.map((v: Obj) => v.expression).join("\n");
+    for (const part of ["type == 'Opaque'", "'multicluster.admiralty.io/service-account-import.name' in", "r.kind == 'ServiceAccountImport'", "r.controller", "request.operation == 'UPDATE'"]) {
+      expect(cel).toContain(part);
+    }
+    expect(policy.validations.every((v: Obj) => v.reason === "Forbidden")).toBe(true);
+    expect(named("ValidatingAdmissionPolicyBinding", "mcsa-secrets").spec).toEqual({ policyName: "mcsa-secrets", validationActions: ["Deny"] });
+  });
+
+  it("lets only the webhook's port into the manager's pods (NetworkPolicy)", async () => {
+    const objects = await dryRun();
+    const policy = byKind(objects, "NetworkPolicy");
+    const deployment = byKind(objects, "Deployment");
+    expect(policy.metadata.namespace).toBe("multicluster-service-account");
+    expect(policy.spec).toEqual({
+      podSelector: { matchLabels: deployment.spec.selector.matchLabels },
+      policyTypes: ["Ingress"],
+      ingress: [{ ports: [{ protocol: "TCP", port: 8443 }] }],
+    });
+    expect(deployment.spec.template.spec.containers[0].ports).toEqual([{ name: "webhook", containerPort: 8443, protocol: "TCP" }]);
+  });
+
+  it("with --webhook-client-ca-file, has the webhook require the API server's client certificate", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mcsa-install-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const ca = await createCA("apiserver-webhook-client");
+    writeFileSync(join(dir, "client-ca.pem"), ca.cert);
+    const objects = await dryRun("--webhook-client-ca-file", join(dir, "client-ca.pem"));
+    const configMap = byKind(objects, "ConfigMap");
+    expect(configMap.metadata).toMatchObject({ name: "mcsa-webhook-client-ca", namespace: "multicluster-service-account" });
+    expect(configMap.data["ca.crt"]).toBe(ca.cert);
+    const pod = byKind(objects, "Deployment").spec.template.spec;
+    expect(pod.containers[0].args).toContain("--webhook-client-ca=/etc/mcsa/webhook-client-ca/ca.crt");
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: "webhook-client-ca", mountPath: "/etc/mcsa/webhook-client-ca", readOnly: true });
+    expect(pod.volumes).toContainEqual({ name: "webhook-client-ca", configMap: { name: "mcsa-webhook-client-ca", items: [{ key: "ca.crt", path: "ca.crt" }] } });
+    // Without it: no ConfigMap, no flag.
+    const plain = await dryRun();
+    expect(plain.map((o) => o.kind)).not.toContain("ConfigMap");
+    expect(byKind(plain, "Deployment").spec.template.spec.containers[0].args.some((a: string) => a.startsWith("--webhook-client-ca"))).toBe(false);
+    const refusal = async (...args: string[]) => (await run(["install", "--dry-run=client", ...args])).err;
+    expect(await refusal("--webhook-client-ca-file", "/dev/null")).toContain("--webhook-client-ca-file /dev/null holds no PEM certificate");
+    expect(await refusal("--webhook-url", "https://127.0.0.1:1/x", "--webhook-ca-file", join(dir, "client-ca.pem"), "--webhook-client-ca-file", join(dir, "client-ca.pem"))).toContain(
+      "--webhook-client-ca-file is for the in-cluster webhook",
+    );
   });
 
   it("passes --image and --sidecar-image to the Deployment", async () => {

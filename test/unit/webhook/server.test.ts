@@ -238,3 +238,39 @@ describe("parseGoDuration", () => {
 afterAll(() => {
   logs.length = 0;
 });
+
+describe("webhook server with a client CA (only the API server may call it)", () => {
+  it("serves AdmissionReviews only to a client certificate of that CA; health needs none (kubelet probes)", async () => {
+    const clientAuthority = await createCA("apiserver-webhook-client-ca");
+    const apiserver = await issue(clientAuthority, { commonName: "kube-apiserver", usage: "client" });
+    const stranger = await issue(await createCA("someone-else"), { commonName: "kube-apiserver", usage: "client" });
+    const server = new WebhookServer({ host: "127.0.0.1", port: 0, ...pair, clientCa: clientAuthority.cert, lookup: LOOKUP, mutate: NATIVE, log });
+    const url = await server.listen();
+    const post = (client?: { cert: string; key: string }) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(url, { method: "POST", ca, ...client, agent: false, headers: { "content-type": "application/json" } }, (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => (body += c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+        req.end(fixtureText("readme-pod.json"));
+      });
+    try {
+      const none = await post();
+      expect(none.status).toBe(403);
+      expect(none.body).toBe("AdmissionReviews are served only to the API server's client certificate (none was presented)\n");
+      const wrong = await post(stranger);
+      expect(wrong.status).toBe(403);
+      expect(wrong.body).toMatch(/^AdmissionReviews are served only to the API server's client certificate \(this one is not: [A-Z_]+\)\n$/);
+      const right = await post(apiserver);
+      expect(right.status).toBe(200);
+      expect((JSON.parse(right.body) as AdmissionReviewResponse).response.allowed).toBe(true);
+      const health = await call(url.replace("/mutate-pods", "/readyz"), { method: "GET", agent: new Agent({ keepAlive: false }) });
+      expect(`${health.status} ${health.body}`).toBe("200 ok\n");
+    } finally {
+      await server.close();
+    }
+  });
+});
