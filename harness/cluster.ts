@@ -7,6 +7,7 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { createCA, createSigningKey, issue } from "../common/pki.ts";
+import { authenticationConfig, serializeAuthenticationConfig } from "./auth-config.ts";
 import type { Binaries } from "./binaries.ts";
 import { kubeconfigFor } from "./kubeconfig.ts";
 import { type NodeInfo, type NodeOptions, POD_CIDR, startNode, stopNode } from "./node.ts";
@@ -37,6 +38,12 @@ export interface ClusterInfo {
    * as whom, with which credential (user.extra["authentication.kubernetes.io/credential-id"]).
    */
   auditLog: string;
+  /**
+   * The API server's --authentication-config file (AuthenticationConfiguration v1; no JWT
+   * authenticator at start). The server reloads it without a restart: change it with
+   * writeAuthenticationConfig (harness/auth-config.ts), which waits for the reload.
+   */
+  authenticationConfig: string;
 }
 
 export interface ServerProcess {
@@ -140,6 +147,8 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     "--unsafe-no-fsync",
     "--log-level=warn",
   ];
+  const authenticationConfigFile = join(clusterDir, "authentication-config.yaml");
+  writeFileSync(authenticationConfigFile, serializeAuthenticationConfig(authenticationConfig()), { mode: 0o600 });
   const apiserverArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
     // Pods reach the host through the bridge's gateway address, not its loopback.
@@ -169,6 +178,7 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     "--disable-admission-plugins=ServiceAccount",
     "--enable-admission-plugins=NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
     "--profiling=false",
+    `--authentication-config=${authenticationConfigFile}`,
     `--audit-policy-file=${auditPolicy}`,
     `--audit-log-path=${auditLog}`,
     "--audit-log-mode=blocking",
@@ -202,6 +212,7 @@ export async function startCluster(name: string, clusterDir: string, binaries: B
     ...(options.reachableFromPods ? { podServer: `https://${POD_GATEWAY}:${apiserverPort}` } : {}),
     issuer: server,
     auditLog,
+    authenticationConfig: authenticationConfigFile,
     dir: clusterDir,
     caPem: ca.cert,
     adminCertPem: admin.cert,
