@@ -2,7 +2,7 @@
 // per-cluster CA, an admin client certificate in system:masters, and TokenRequest enabled; and,
 // for one cluster of the machine, a real node (containerd + kubelet) and kube-scheduler.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -341,6 +341,48 @@ export async function restartApiserver(info: ClusterInfo): Promise<void> {
   await stopApiserver(info);
   info.apiserver.pid = startDetached(info.apiserver.binary, info.apiserver.args, info.apiserver.log);
   await waitReady(info);
+}
+
+/** A second API server of a cluster (harness/cluster.ts startApiserverReplica). */
+export interface ApiserverReplica extends ServerProcess {
+  /** https://127.0.0.1:<its port> (the cluster's certificate names 127.0.0.1, so its CA verifies it). */
+  server: string;
+  dir: string;
+}
+
+/**
+ * A second kube-apiserver of the cluster, as in a highly available control plane: the same etcd,
+ * keys, certificates and service-account issuer, on its own port, with its own directory (a copy
+ * of the cluster's pki) and audit log. Whoever reaches the cluster through it alone sees the remote
+ * down when it stops, while the cluster's own API server (and every other test) goes on.
+ * dir must not be inside the cluster's directory: stopApiserver finds the cluster's API server by it.
+ */
+export async function startApiserverReplica(info: ClusterInfo, dir: string): Promise<ApiserverReplica> {
+  if (dir.startsWith(`${info.dir}/`)) throw new Error(`the replica's directory ${dir} must be outside ${info.dir}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  cpSync(join(info.dir, "pki"), join(dir, "pki"), { recursive: true });
+  cpSync(join(info.dir, "audit-policy.yaml"), join(dir, "audit-policy.yaml"));
+  const port = await freePort();
+  const args = info.apiserver.args.map((a) =>
+    a.startsWith("--secure-port=") ? `--secure-port=${port}` : a.startsWith("--audit-log-path=") ? `--audit-log-path=${join(dir, "audit.log")}` : a.replaceAll(`${info.dir}/`, `${dir}/`),
+  );
+  const log = join(dir, "kube-apiserver.log");
+  const replica: ApiserverReplica = { pid: 0, binary: info.apiserver.binary, args, log, server: `https://127.0.0.1:${port}`, dir };
+  await restartApiserverReplica(replica, info);
+  return replica;
+}
+
+/** Stops a replica (startApiserverReplica); etcd and the cluster's own API server go on. */
+export async function stopApiserverReplica(replica: ApiserverReplica): Promise<void> {
+  const running = processesUsing(`${replica.dir}/`, [replica.binary]);
+  await Promise.all([replica, ...running].map((p) => stopProcess(p.pid, replica.binary)));
+}
+
+/** Starts a stopped replica again on the same port. */
+export async function restartApiserverReplica(replica: ApiserverReplica, info: ClusterInfo): Promise<void> {
+  await stopApiserverReplica(replica);
+  replica.pid = startDetached(replica.binary, replica.args, replica.log);
+  await waitReady({ ...info, server: replica.server, apiserver: replica });
 }
 
 /** A request to the cluster as its admin; resolves with the status code and body. */

@@ -254,4 +254,77 @@ export function containerProcessMemory(pod: V1Pod, container: string): { rss: nu
   return { rss: kib("VmRSS"), peak: kib("VmHWM") };
 }
 
+/** The host pids of a running container's processes (its cgroup's), the main process first. */
+export function containerPids(pod: V1Pod, container: string): number[] {
+  return readFileSync(join(containerCgroup(pod, container), "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number);
+}
+
+/**
+ * Sends a signal to a running container's main process from the node, as the kubelet's runtime
+ * does when it stops the container, but leaving the rest of the pod running.
+ */
+export function signalContainer(pod: V1Pod, container: string, signal: NodeJS.Signals): number {
+  const [pid] = containerPids(pod, container);
+  if (pid === undefined) throw new Error(`container ${container} of pod ${pod.metadata?.name} has no process: ${describePod(pod)}`);
+  process.kill(pid, signal);
+  return pid;
+}
+
+/** Seconds since the machine booted (/proc/uptime): the clock a pod's shell and the test share, to 10 ms. */
+export function uptimeSeconds(): number {
+  return Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+}
+
+/**
+ * An app that keeps `loops` requests in flight through the import's proxy, each a watch the remote
+ * API server ends after 2 + loop seconds (so the loops do not end in step). One line per request
+ * start ("<loop> <n> start <uptime>") and end ("<loop> <n> end <started> <ended> ok" or
+ * "... fail <wget's error>"), so that requests sent and answered can be counted (parseRequestLog).
+ * A failed request is retried after 0.2 s.
+ */
+export function watchLoadScript(importName: string, loops = 4, namespace = "default"): string {
+  const url = envVarName(importName);
+  return [
+    "up() { read u _ < /proc/uptime; echo $u; }",
+    "loop() {",
+    "  n=0",
+    "  while true; do",
+    "    n=$((n+1)); s=$(up); echo \"$1 $n start $s\"",
+    `    if out=$(wget -q -O /dev/null "$${url}/api/v1/namespaces/${namespace}/pods?watch=1&timeoutSeconds=$((2+$1))" 2>&1); then r=ok; else r="fail $out"; fi`,
+    "    echo \"$1 $n end $s $(up) $r\"",
+    '    [ "$r" = ok ] || usleep 200000',
+    "  done",
+    "}",
+    `for i in $(seq 1 ${loops}); do loop $i & done`,
+    "wait",
+  ].join("\n");
+}
+
+export interface LoggedRequest {
+  loop: number;
+  n: number;
+  started: number;
+  ended?: number;
+  /** "ok", or wget's error; undefined while in flight. */
+  outcome?: string;
+}
+
+/** Pure: the requests of a watchLoadScript log, by loop and number. */
+export function parseRequestLog(log: string): LoggedRequest[] {
+  const requests = new Map<string, LoggedRequest>();
+  for (const line of log.split("\n")) {
+    const start = /^(\d+) (\d+) start ([\d.]+)$/.exec(line.trim());
+    if (start) {
+      requests.set(`${start[1]} ${start[2]}`, { loop: Number(start[1]), n: Number(start[2]), started: Number(start[3]) });
+      continue;
+    }
+    const end = /^(\d+) (\d+) end ([\d.]+) ([\d.]+) (ok|fail.*)$/.exec(line.trim());
+    if (end) {
+      const key = `${end[1]} ${end[2]}`;
+      requests.set(key, { loop: Number(end[1]), n: Number(end[2]), started: Number(end[3]), ended: Number(end[4]), outcome: end[5] === "ok" ? "ok" : end[5]!.replace(/^fail\s*/, "") });
+    }
+  }
+  return [...requests.values()].sort((a, b) => a.started - b.started);
+}
+
 export const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
