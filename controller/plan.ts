@@ -22,7 +22,7 @@ import { buildImportSecretData, importSecretName, tokenExpiry } from "../common/
 import type { FailureReason, MintRequest } from "../common/remote.ts";
 import { renewalDelayMs } from "../common/schedule.ts";
 import { isoSeconds as iso, setCondition } from "./conditions.ts";
-import { BACKOFF, type Requeue, WAIT, after } from "./queue.ts";
+import { BACKOFF, type Requeue, WAIT, after, backoffAtMost } from "./queue.ts";
 
 /** The import's own Secret, decoded. */
 export interface SecretView {
@@ -161,7 +161,7 @@ export function planImport(input: PlanInput): ImportPlan {
     }
     if (verify?.kind === "failed") {
       const ready = { ready: usable(expiresAt, now), reason: verify.reason, message: stillValid(verify.message, expiresAt, now) };
-      return withStatus(input, actions, ready, {}, BACKOFF);
+      return withStatus(input, actions, ready, {}, retryBeforeUnusable(ready.ready, expiresAt, now));
     }
     return withStatus(input, actions, { ready: true, reason: "TokenIssued", message: validUntil(sai, expiresAt!) }, {}, next);
   }
@@ -179,7 +179,7 @@ export function planImport(input: PlanInput): ImportPlan {
       : outdated
         ? { ready: false, reason: mint.reason, message }
         : { ready: usable(expiresAt, now), reason: mint.reason, message: stillValid(message, expiresAt, now) };
-    return withStatus(input, actions, ready, {}, BACKOFF);
+    return withStatus(input, actions, ready, {}, retryBeforeUnusable(ready.ready, expiresAt, now));
   }
 
   const secretName = secret?.name ?? importSecretName(sai.metadata.name!, sai.metadata.uid!);
@@ -300,6 +300,16 @@ function validUntil(sai: ServiceAccountImport, expiresAt: Date): string {
 }
 
 /** A token that still has a minute to live keeps the import usable while renewal fails. */
+/**
+ * Backoff while failing; but while Ready is still True on the strength of the current token, look
+ * again no later than the moment it stops being usable, so Ready turns False then, not up to one
+ * backoff period (60 s) later.
+ */
+function retryBeforeUnusable(ready: boolean, expiresAt: Date | undefined, now: Date): Requeue {
+  if (!ready || expiresAt === undefined) return BACKOFF;
+  return backoffAtMost(expiresAt.getTime() - USABLE_MARGIN_MS - now.getTime() + 1);
+}
+
 function usable(expiresAt: Date | undefined, now: Date): boolean {
   return expiresAt !== undefined && expiresAt.getTime() > now.getTime() + USABLE_MARGIN_MS;
 }

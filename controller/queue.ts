@@ -10,11 +10,15 @@ export type Requeue =
   | { kind: "wait" }
   /** Success: look again after ms; its failures are forgotten. */
   | { kind: "after"; ms: number }
-  /** A failure already reported (e.g. in a status): retry with the key's growing backoff. */
-  | { kind: "backoff" };
+  /**
+   * A failure already reported (e.g. in a status): retry with the key's growing backoff, but no
+   * later than atMostMs when set (a status that will turn false by then must be looked at then).
+   */
+  | { kind: "backoff"; atMostMs?: number };
 
 export const WAIT: Requeue = { kind: "wait" };
 export const BACKOFF: Requeue = { kind: "backoff" };
+export const backoffAtMost = (ms: number): Requeue => ({ kind: "backoff", atMostMs: Math.max(0, ms) });
 export const after = (ms: number): Requeue => ({ kind: "after", ms });
 
 /** A thrown error counts as a failure too: reported to onError, then retried with backoff. */
@@ -103,7 +107,7 @@ export class WorkQueue {
     if (next.kind === "backoff") {
       const failures = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, failures);
-      this.add(key, this.options.backoff(failures));
+      this.add(key, Math.min(this.options.backoff(failures), next.atMostMs ?? Infinity));
       return;
     }
     this.failures.delete(key);

@@ -5,7 +5,7 @@ import type { V1Secret } from "@kubernetes/client-node";
 import { API_VERSION, FINALIZER, KIND, ROTATE_ANNOTATION, type ServiceAccountImport, readyCondition } from "../../../common/api.ts";
 import { buildImportSecretData, importSecretName } from "../../../common/import-secret.ts";
 import { type Action, type ClusterView, type ImportPlan, type PlanInput, fresher, planImport, secretView, wantsWork } from "../../../controller/plan.ts";
-import { BACKOFF, type Requeue, WAIT, after } from "../../../controller/queue.ts";
+import { BACKOFF, type Requeue, WAIT, after, backoffAtMost } from "../../../controller/queue.ts";
 
 const T = (hhmmss: string) => new Date(`2026-01-01T${hhmmss}Z`);
 const MIN = 60_000;
@@ -326,7 +326,8 @@ const rows: Row[] = [
     name: "the same spec, a renewal refused by a narrowed grant: Ready stays True while the token lives (as Forbidden)",
     input: input({ now: T("00:50:00"), mint: { ok: false, reason: "GrantExceeded", message: "grant g allows tokens of at most 600s, not 3600s" } }),
     actions: ["log:warn", "event:Warning:GrantExceeded"],
-    requeue: BACKOFF,
+    // Backoff, but looked at again by 00:59, when the token stops being usable and Ready turns False.
+    requeue: backoffAtMost(9 * MIN + 1),
     ready: { status: "True", reason: "GrantExceeded", message: /the current token stays valid until 2026-01-01T01:00:00Z$/ },
   },
   {
@@ -336,7 +337,7 @@ const rows: Row[] = [
       mint: { ok: false, reason: "Unauthorized", message: 'cluster "cluster2" no longer accepts this cluster\'s importer identity (401): run kubectl mcsa bootstrap again' },
     }),
     actions: ["log:warn", "event:Warning:Unauthorized"],
-    requeue: BACKOFF,
+    requeue: backoffAtMost(9 * MIN + 1),
     ready: { status: "True", reason: "Unauthorized", message: /bootstrap again; the current token stays valid until 2026-01-01T01:00:00Z$/ },
   },
   // --- changes that ask for a new token
@@ -444,8 +445,22 @@ const rows: Row[] = [
     name: "a check the remote cannot answer: Ready stays True while the token lives, the reason says why; retried with backoff",
     input: input({ verify: { kind: "failed", reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' } }),
     actions: ["log:warn", "event:Warning:RemoteUnreachable"],
-    requeue: BACKOFF,
+    requeue: backoffAtMost(29 * MIN + 1),
     ready: { status: "True", reason: "RemoteUnreachable", message: /stays valid until 2026-01-01T01:00:00Z$/ },
+  },
+  {
+    name: "a renewal failing 30 s before the token stops being usable: retried by then, so Ready turns False on time, not a backoff period late",
+    input: input({ now: T("00:58:30"), mint: { ok: false, reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' } }),
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
+    requeue: backoffAtMost(30_000 + 1),
+    ready: { status: "True", reason: "RemoteUnreachable", message: /stays valid until 2026-01-01T01:00:00Z$/ },
+  },
+  {
+    name: "the same failure once the token's last minute has begun: Ready False, plain backoff",
+    input: input({ now: T("00:59:00"), mint: { ok: false, reason: "RemoteUnreachable", message: 'cannot reach cluster "cluster2": ECONNREFUSED' } }),
+    actions: ["log:warn", "event:Warning:RemoteUnreachable"],
+    requeue: BACKOFF,
+    ready: { status: "False", reason: "RemoteUnreachable" },
   },
   {
     name: "an altered Secret (a key edited or dropped) is rewritten with a new token",

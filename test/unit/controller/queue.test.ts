@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BACKOFF, type Requeue, WAIT, WorkQueue, after } from "../../../controller/queue.ts";
+import { BACKOFF, type Requeue, WAIT, WorkQueue, after, backoffAtMost } from "../../../controller/queue.ts";
 
 function deferred() {
   let resolve!: () => void;
@@ -123,5 +123,23 @@ describe("WorkQueue", () => {
     queue.stop();
     // Two failures in a row, a success after 1 ms that resets the count, then a first failure again.
     expect(backoffs).toEqual([1, 2, 1]);
+  });
+
+  it("a capped backoff retries no later than its cap, and still counts as a failure", async () => {
+    const rec = recorder();
+    const backoffs: number[] = [];
+    // The key's backoff would be an hour: only the cap lets the second run happen within the test.
+    const results: Requeue[] = [backoffAtMost(5), BACKOFF];
+    const queue = new WorkQueue(
+      async (key) => {
+        rec.record(key);
+        return results.shift() ?? WAIT;
+      },
+      { concurrency: 1, ...quiet, backoff: (failures) => (backoffs.push(failures), failures === 1 ? 3_600_000 : 1) },
+    );
+    queue.add("k");
+    await rec.reached(3);
+    queue.stop();
+    expect(backoffs).toEqual([1, 2]);
   });
 });
