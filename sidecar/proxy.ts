@@ -58,6 +58,9 @@ interface Upstream {
 
 const RETRYABLE = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** How long a request that arrives before the first credentials waits for them. */
+const FIRST_CREDENTIALS_WAIT_MS = 2_000;
+
 export class ImportProxy {
   readonly name: string;
   readonly address: string;
@@ -76,6 +79,9 @@ export class ImportProxy {
   #draining = false;
   #upstream: Upstream | undefined;
   #remoteDown = false;
+  /** Resolved by the first credentials: requests that arrive before them wait a moment, not get a 503. */
+  readonly #firstCredentials = Promise.withResolvers<void>();
+  #waitingForCredentials = 0;
 
   constructor(options: ImportProxyOptions) {
     this.name = options.name;
@@ -86,8 +92,8 @@ export class ImportProxy {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#now = options.now ?? Date.now;
     this.#policy = { allow: new Set(options.allow ?? []) };
-    this.#server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.#onRequest(req, res));
-    this.#server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    this.#server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.#afterFirstCredentials(() => this.#onRequest(req, res)));
+    this.#server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#afterFirstCredentials(() => this.#onUpgrade(req, socket, head)));
     // CONNECT: refused by the request rules (Node would otherwise close the connection unanswered).
     this.#server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(error, socket));
@@ -97,8 +103,34 @@ export class ImportProxy {
     return this.#port;
   }
 
+  /**
+   * The proxy listens before the sidecar has read the Secret (a taken port is reported first), so a
+   * request in that window (milliseconds at start, or after a restart while apps keep calling)
+   * waits up to FIRST_CREDENTIALS_WAIT_MS for the first credentials before it is refused with 503.
+   */
+  #afterFirstCredentials(handle: () => void): void {
+    if (this.#upstream !== undefined) {
+      handle();
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_CREDENTIALS_WAIT_MS)));
+    this.#waitingForCredentials++;
+    void Promise.race([this.#firstCredentials.promise, waited]).then(() => {
+      this.#waitingForCredentials--;
+      clearTimeout(timer);
+      handle();
+    });
+  }
+
+  /** Requests held until the first credentials arrive (tests wait on it). */
+  get waitingForCredentials(): number {
+    return this.#waitingForCredentials;
+  }
+
   /** Takes new credentials; a new CA or server gets a new connection pool, a new token does not. */
   setCredentials(c: ProxyCredentials): void {
+    this.#firstCredentials.resolve();
     const old = this.#upstream;
     const url = new URL(c.server);
     if (old && old.caPem === c.caPem && old.url.href === url.href) {

@@ -152,6 +152,17 @@ describe("import proxy", () => {
     expect(JSON.parse(e.body).message).toMatch(/token expired at/);
   });
 
+  it("a request that arrives before the first credentials waits for them instead of getting a 503 (a restarted sidecar)", async () => {
+    const early = await startProxy("");
+    const reply = call(early.proxy.port, "/api");
+    // The request is in the proxy's hands (accepted, parsed, held) before the credentials arrive.
+    await waitFor("the request to be held for the first credentials", () => early.proxy.waitingForCredentials === 1 || undefined);
+    const token = fakeToken(inOneHour());
+    early.proxy.setCredentials({ token, expiry: new Date(Date.now() + 3_600_000), server, caPem });
+    expect((await reply).status).toBe(200);
+    expect(early.metrics.requests.value({ import: "a", code: "503" })).toBe(0);
+  });
+
   it("answers 502 with a Status, quickly, when the remote is unreachable or not verified by the CA", async () => {
     const closed = `https://127.0.0.1:${await freePort()}`;
     const down = await startProxy(undefined, { server: closed });
