@@ -72,6 +72,25 @@ export class Background {
   }
 }
 
+/**
+ * Runs `npm run sidecar-local` for a stored pod until it is ready. Its ports are the pod's moved by
+ * a random offset (several sidecars of pods with the same ports run on one machine), so one of them
+ * may be taken by then: on EADDRINUSE it starts again with another offset, at most `attempts` times.
+ */
+export async function startSidecarLocal(args: readonly string[], attempts = 3): Promise<Background> {
+  for (let attempt = 1; ; attempt++) {
+    const offset = 1000 + Math.floor(Math.random() * 20_000);
+    const sidecar = new Background("sidecar/local.ts", [...args, "--port-offset", String(offset)]);
+    try {
+      await sidecar.waitFor(/is ready/, 60_000);
+      return sidecar;
+    } catch (error) {
+      await sidecar.stop();
+      if (attempt >= attempts || !sidecar.text.includes("EADDRINUSE")) throw error;
+    }
+  }
+}
+
 /** waitFor with the defaults API-server round trips want. */
 export function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
   return waitFor(what, check, timeoutMs, intervalMs);

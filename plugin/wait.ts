@@ -3,6 +3,7 @@ import { type ServiceAccountImport, isReady, readyCondition } from "../common/ap
 import { formatDuration } from "../common/duration.ts";
 import { poll } from "../common/poll.ts";
 import { UserError } from "../common/errors.ts";
+import { isNotFound } from "../common/kube.ts";
 import { type CommandEnv, println } from "./env.ts";
 import type { Session } from "./session.ts";
 
@@ -42,4 +43,20 @@ export async function waitForReady(env: CommandEnv, session: Session, name: stri
   const sai = await waitFor(env, session, name, namespace, timeoutSeconds, isReady, "ready");
   println(out, `serviceaccountimport "${name}" is ready: ${readyCondition(sai)!.message}`);
   return sai;
+}
+
+/** Whether read() answers NotFound within timeoutMs: the object is gone (finalizers and all). */
+export async function waitGone(env: CommandEnv, read: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  const gone = await poll(
+    () =>
+      read().then(
+        () => false,
+        (error: unknown) => {
+          if (isNotFound(error)) return true;
+          throw error;
+        },
+      ),
+    { timeoutMs, intervalMs: 500, now: () => env.now().getTime(), sleep: (ms) => env.sleep(ms) },
+  );
+  return gone.done;
 }

@@ -1,10 +1,10 @@
 // kubectl mcsa unbootstrap --from REMOTE --to LOCAL: revokes LOCAL's identity in REMOTE (and every
 // grant made to it there) and forgets REMOTE in LOCAL. Refuses (without --force) while another
 // registration shares that identity or imports of REMOTE exist: they would stop working.
-import { CoreV1Api, type KubernetesObject, KubernetesObjectApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { ApiextensionsV1Api, CoreV1Api, type KubeConfig, type KubernetesObject, KubernetesObjectApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import type { Argv } from "yargs";
 import { examplesText } from "../help.ts";
-import { SYSTEM_NAMESPACE } from "../../common/api.ts";
+import { CRD_NAME, SYSTEM_NAMESPACE } from "../../common/api.ts";
 import { UserError } from "../../common/errors.ts";
 import { GRANT_POLICY_NAME, IMPORTER_LABEL, identityGrant, importerFor } from "../../common/grant.ts";
 import { isNotFound } from "../../common/kube.ts";
@@ -15,6 +15,7 @@ import { dependentsOf, unbootstrapBlocker } from "../dependents.ts";
 import { type CommandEnv, println } from "../env.ts";
 import { removeGrant, removeGrantPolicy } from "../remote-grants.ts";
 import type { GlobalArgs } from "../session.ts";
+import { waitGone } from "../wait.ts";
 
 interface Args extends GlobalArgs {
   from: string;
@@ -62,6 +63,7 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   if (blocker && !o.force) throw new UserError(blocker);
   let grants = 0;
   let policyRemoved = false;
+  let namespaceRemoved = false;
   if (dependents.sharing.length === 0) {
     const remoteApi = KubernetesObjectApi.makeApiClient(remote.kc);
     try {
@@ -83,7 +85,10 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
       await remove(remoteApi, identity.serviceAccount);
       // The grant policy is the remote cluster's, for every importer: it goes with the last one.
       const importers = await core.listNamespacedServiceAccount({ namespace: importer.namespace, labelSelector: IMPORTER_LABEL });
-      if (importers.items.length === 0) policyRemoved = await removeGrantPolicy(remote.kc);
+      if (importers.items.length === 0) {
+        policyRemoved = await removeGrantPolicy(remote.kc);
+        namespaceRemoved = await removeIdleSystemNamespace(env, remote.kc);
+      }
     } catch (error) {
       remote.fail(error, `removing ${importer.namespace}/${importer.serviceAccount}`);
     }
@@ -101,6 +106,36 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
   const kept = dependents.sharing.length
     ? `; ${importer.serviceAccount} kept in context "${o.from}": registration(s) ${dependents.sharing.join(", ")} still use it`
     : `; ${importer.serviceAccount} and ${grants} grant object(s) removed from context "${o.from}", their tokens revoked` +
-      (policyRemoved ? ` (it was the last importer there: the grant policy ${GRANT_POLICY_NAME} is removed too)` : "");
+      (policyRemoved
+        ? ` (it was the last importer there: the grant policy ${GRANT_POLICY_NAME}${namespaceRemoved ? ` and the namespace ${SYSTEM_NAMESPACE}` : ""} removed too)`
+        : "");
   println(env.out, `cluster "${name}" ${registered ? "unregistered" : "was not registered"} in context "${o.to}"${kept}`);
+}
+
+/**
+ * The remote's system namespace, which bootstrap created for the importer identities, once the last
+ * of them is gone, unless something else of ours lives there: kubectl mcsa installed in that cluster
+ * (the CRD), or a Secret or service account (registrations of its own imports, anything a user put).
+ * Waits until it is gone, so that a bootstrap or install right after does not meet it terminating.
+ */
+async function removeIdleSystemNamespace(env: CommandEnv, kc: KubeConfig): Promise<boolean> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const installed = await kc
+    .makeApiClient(ApiextensionsV1Api)
+    .readCustomResourceDefinition({ name: CRD_NAME })
+    .then(
+      () => true,
+      (error: unknown) => (isNotFound(error) ? false : Promise.reject(error)),
+    );
+  if (installed) return false;
+  const secrets = (await core.listNamespacedSecret({ namespace: SYSTEM_NAMESPACE })).items;
+  const accounts = (await core.listNamespacedServiceAccount({ namespace: SYSTEM_NAMESPACE })).items.filter((a) => a.metadata?.name !== "default");
+  if (secrets.length > 0 || accounts.length > 0) return false;
+  try {
+    await core.deleteNamespace({ name: SYSTEM_NAMESPACE });
+  } catch (error) {
+    if (isNotFound(error)) return true;
+    throw error;
+  }
+  return waitGone(env, () => core.readNamespace({ name: SYSTEM_NAMESPACE }), 60_000);
 }

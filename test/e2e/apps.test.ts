@@ -20,7 +20,7 @@ import { tokenClaims } from "../../common/import-secret.ts";
 import { startLocalManager } from "../../harness/install.ts";
 import { adminConfig, cluster, createPodReader, statusOf, tokenConfig, uniqueName } from "../../harness/kube.ts";
 import { auditEvents, credentialId as auditCredentialId } from "../../harness/audit.ts";
-import { Background, ROOT, eventually, runNode } from "../../harness/run.ts";
+import { Background, ROOT, eventually, runNode, startSidecarLocal } from "../../harness/run.ts";
 import type { Reply } from "./apps/protocol.ts";
 
 const state = inject("clusters");
@@ -143,12 +143,8 @@ async function podWithSidecar(name: string, annotations: Record<string, string>)
     return probe.spec?.initContainers?.some((c) => c.name === SIDECAR_CONTAINER_NAME) ? true : undefined;
   }, 30_000, 250);
   await core1.createNamespacedPod({ namespace, body: pod });
-  const offset = 1000 + Math.floor(Math.random() * 20_000);
-  const sidecar = new Background("sidecar/local.ts", [
-    "--kubeconfig", state.kubeconfig, "--context", "cluster1", "-n", namespace, name, "--dir", join(tmp, name), "--port-offset", String(offset),
-  ]);
+  const sidecar = await startSidecarLocal(["--kubeconfig", state.kubeconfig, "--context", "cluster1", "-n", namespace, name, "--dir", join(tmp, name)]);
   background.push(sidecar);
-  await sidecar.waitFor(/is ready/, 60_000);
   const kubeconfig = /KUBECONFIG=(\S+)/.exec(sidecar.text)![1]!;
   const outputDir = join(kubeconfig, "..");
   return { outputDir, kubeconfig, importsDir: join(outputDir, "serviceaccountimports") };
@@ -180,6 +176,8 @@ afterAll(async () => {
   await Promise.all(apps.map((a) => a.stop()));
   for (const b of background.filter((b) => b !== manager)) await b.stop();
   await mcsa("remove", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "20s");
+  // As found: the next file (helm.test.ts) needs cluster2 without kubectl mcsa's namespace.
+  await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1", "--force");
   await manager?.stop();
   await core2.deleteNamespacedPod({ name: REMOTE_POD, namespace: "default" }).catch(() => undefined);
   rmSync(tmp, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { IMPORT_ANNOTATION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SIDECAR_CONTAINER_NAME } from "../../common/api.ts";
 import { startLocalManager } from "../../harness/install.ts";
 import { adminConfig, createPodReader, kubectl, uniqueName } from "../../harness/kube.ts";
-import { Background, eventually, runNode } from "../../harness/run.ts";
+import { type Background, eventually, runNode, startSidecarLocal } from "../../harness/run.ts";
 
 const state = inject("clusters");
 const core1 = adminConfig(state, "cluster1").makeApiClient(CoreV1Api);
@@ -63,6 +63,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await sidecar?.stop();
   await mcsa("remove", IMPORT, "--context", "cluster1", "-n", namespace, "--timeout", "20s");
+  // As found: the next file (helm.test.ts) needs cluster2 without kubectl mcsa's namespace.
+  await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1", "--force");
   await manager?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
@@ -87,12 +89,7 @@ describe("import → inject → sidecar → proxy", () => {
     const stored = await core1.createNamespacedPod({ namespace, body: pod });
     expect(stored.spec?.initContainers?.[0]?.name).toBe(SIDECAR_CONTAINER_NAME);
 
-    const offset = 1000 + Math.floor(Math.random() * 20_000);
-    sidecar = new Background("sidecar/local.ts", [
-      "--kubeconfig", state.kubeconfig, "--context", "cluster1", "-n", namespace, "multicluster-client",
-      "--dir", join(tmp, "pod"), "--port-offset", String(offset),
-    ]);
-    await sidecar.waitFor(/is ready/, 60_000);
+    sidecar = await startSidecarLocal(["--kubeconfig", state.kubeconfig, "--context", "cluster1", "-n", namespace, "multicluster-client", "--dir", join(tmp, "pod")]);
     podKubeconfig = /KUBECONFIG=(\S+)/.exec(sidecar.text)![1]!;
     proxyUrl = new RegExp(`import ${IMPORT}: (http://127\\.0\\.0\\.1:\\d+)`).exec(sidecar.text)![1]!;
     tokenFile = join(podKubeconfig, "..", "serviceaccountimports", IMPORT, "token");

@@ -421,7 +421,7 @@ describe("leaving", () => {
     }
     const result = await mcsa("unbootstrap", "--from", "cluster2", "--to", "cluster1");
     expect(result.stderr).toBe("");
-    expect(result.stdout).toMatch(/the grant policy grants\.multicluster\.admiralty\.io is removed too/);
+    expect(result.stdout).toMatch(/the grant policy grants\.multicluster\.admiralty\.io( and the namespace multicluster-service-account)? removed too/);
     expect(await statusOf(vap2.readValidatingAdmissionPolicy({ name: GRANT_POLICY_NAME }))).toBe(404);
   });
 });
