@@ -280,13 +280,15 @@ function describeTls(plan: TlsPlan): string {
 export async function handler(args: Args, env: CommandEnv): Promise<void> {
   const dryRun = dryRunFlag(args["dry-run"], env.err);
   const output = manifestFormat(args.output, dryRun);
-  const webhook = outOfCluster(args);
-  const clientCaPem = clientCa(args);
-  const timeoutSeconds = durationFlag(args.timeout, "--timeout");
   if (!Number.isInteger(args.replicas) || args.replicas < 1 || args.replicas > 10) {
     throw new UserError(`--replicas must be a whole number from 1 to 10, not "${String(args.replicas)}"`);
   }
-  if (webhook !== undefined && args.replicas !== DEFAULT_REPLICAS) throw new UserError("--replicas is for the in-cluster process: with --webhook-url none runs in the cluster");
+  if (args["webhook-url"] !== undefined && args.replicas !== DEFAULT_REPLICAS) {
+    throw new UserError("--replicas is for the in-cluster process: with --webhook-url none runs in the cluster");
+  }
+  const webhook = outOfCluster(args);
+  const clientCaPem = clientCa(args);
+  const timeoutSeconds = durationFlag(args.timeout, "--timeout");
   const common = {
     replicas: args.replicas,
     image: args.image,
