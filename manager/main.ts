@@ -75,11 +75,16 @@ export async function main(argv: string[]): Promise<void> {
   // starts at once), then the webhook and the cache.
   const parts: { stop(): Promise<void> }[] = [];
   let elector: LeaderElector | undefined;
+  let controllerRunning: ImportController | undefined;
   const shutdown = (signal: string) => {
     log.info("shutting down", { signal });
     (async () => {
-      await Promise.allSettled(parts.filter((p) => p !== imports).map((p) => p.stop()));
+      if (controllerRunning !== undefined) {
+        await controllerRunning.stop().catch(() => undefined);
+        log.info("import controller stopped", elector ? { identity } : {});
+      }
       await elector?.stop();
+      await Promise.allSettled(parts.filter((p) => p !== imports).map((p) => p.stop()));
       await imports.stop();
     })().finally(() => process.exit(0));
   };
@@ -92,7 +97,7 @@ export async function main(argv: string[]): Promise<void> {
     });
     const startController = async () => {
       await controller.start();
-      parts.unshift(controller);
+      controllerRunning = controller;
       log.info("import controller started", { server: kc.getCurrentCluster()?.server, ...(elector ? { identity } : {}) });
     };
     if (values["leader-elect"]) {
