@@ -193,6 +193,8 @@ export class LeaderElector {
   private lastRenewMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Leadership was lost: this elector never leads again (one term, as client-go's). */
+  private lost = false;
   private running: Promise<void> | undefined;
   private callbacks: ElectorCallbacks | undefined;
   private lastHolder: string | undefined;
@@ -242,6 +244,8 @@ export class LeaderElector {
     if (this.stopped) return;
     if (this.leading && renewalLost(this.lastRenewMs, now(), timings.renewDeadlineMs)) {
       this.leading = false;
+      this.lost = true;
+      this.stopped = true;
       const why = `could not renew ${store.describe} for ${timings.renewDeadlineMs / 1000}s`;
       log.error("lost leadership", { identity, lease: store.describe, why });
       this.callbacks?.onStoppedLeading(why);
@@ -267,12 +271,15 @@ export class LeaderElector {
     }
     if (attempt.kind === "create") await store.create(attempt.record);
     else await store.update(attempt.record, read!.resourceVersion);
-    if (this.stopped) return;
+    // A write that lands after its attempt timed out and leadership was given up counts for nothing.
+    if (this.lost) return;
     this.observed = { record: attempt.record, atMs: this.options.now() };
     this.lastRenewMs = startedMs;
     this.lastHolder = identity;
     if (!this.leading) {
+      // Held now, even if stop() came meanwhile: then stop() releases it, without a term starting.
       this.leading = true;
+      if (this.stopped) return;
       log.info("became the leader", { identity, lease: store.describe, transitions: attempt.record.leaseTransitions });
       this.callbacks?.onStartedLeading();
     }

@@ -220,4 +220,40 @@ describe("LeaderElector", () => {
     expect(lostAfter).toBeLessThan(DEFAULT_TIMINGS.leaseDurationMs);
     await a.elector.stop();
   });
+
+  it("a renewal that hangs past the renew deadline ends the term; its late success does not start another", async () => {
+    vi.useFakeTimers({ now: 0 });
+    const { store } = memoryLease();
+    let hang = false;
+    const slow: LeaseStore = {
+      ...store,
+      update: async (r, v) => {
+        if (hang) await new Promise((resolve) => setTimeout(resolve, 20_000));
+        return store.update(r, v);
+      },
+    };
+    const a = candidate("a", slow);
+    await vi.advanceTimersByTimeAsync(5_000);
+    hang = true;
+    await vi.advanceTimersByTimeAsync(12_000);
+    expect(a.events).toEqual(["started", "stopped"]);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(a.events).toEqual(["started", "stopped"]);
+    expect(a.elector.isLeader).toBe(false);
+    await a.elector.stop();
+  });
+
+  it("stop() while acquiring: the Lease it just took is released, and no term starts", async () => {
+    vi.useFakeTimers({ now: 0 });
+    const { lease, store } = memoryLease();
+    let release: () => void = () => undefined;
+    const gated: LeaseStore = { ...store, create: async (r) => (await new Promise<void>((resolve) => (release = resolve)), store.create(r)) };
+    const a = candidate("a", gated);
+    await vi.advanceTimersByTimeAsync(10);
+    const stopping = a.elector.stop();
+    release();
+    await stopping;
+    expect(a.events).toEqual([]);
+    expect(lease.record?.holderIdentity).toBe("");
+  });
 });
