@@ -46,6 +46,7 @@ import { dryRunFlag, durationFlag, manifestFormat } from "../flags.ts";
 import { manifests } from "../output.ts";
 import { rolloutState } from "../rollout.ts";
 import type { GlobalArgs, Session } from "../session.ts";
+import { waitGone } from "../wait.ts";
 
 interface Args extends GlobalArgs {
   "dry-run"?: string;
@@ -412,22 +413,6 @@ interface UninstallArgs extends GlobalArgs {
   timeout: string;
 }
 
-/** Whether read() answers NotFound within timeoutMs: the object is gone (finalizers and all). */
-async function waitGone(read: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  const gone = await poll(
-    () =>
-      read().then(
-        () => false,
-        (error: unknown) => {
-          if (isNotFound(error)) return true;
-          throw error;
-        },
-      ),
-    { timeoutMs, intervalMs: 500 },
-  );
-  return gone.done;
-}
-
 export const uninstall = {
   builder(y: Argv<GlobalArgs>): Argv<UninstallArgs> {
     return y
@@ -450,7 +435,7 @@ export const uninstall = {
       const crdRef = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: CRD_NAME } };
       if (await remove(api, crdRef)) {
         const ext = session.kc.makeApiClient(ApiextensionsV1Api);
-        if (!(await waitGone(() => ext.readCustomResourceDefinition({ name: CRD_NAME }), timeoutSeconds * 1000))) {
+        if (!(await waitGone(env, () => ext.readCustomResourceDefinition({ name: CRD_NAME }), timeoutSeconds * 1000))) {
           throw new UserError(
             `the ServiceAccountImport API is still being deleted after ${args.timeout}: imports still hold the finalizer ${FINALIZER} ` +
               `until the controller revokes their tokens. Is the controller running (kubectl -n ${SYSTEM_NAMESPACE} get deploy ${MANAGER_NAME})? ` +
@@ -473,7 +458,7 @@ export const uninstall = {
         // As kubectl delete waits: a namespace goes only once its pods have stopped on their nodes,
         // and an install meanwhile would be refused.
         const core = session.kc.makeApiClient(CoreV1Api);
-        if (!(await waitGone(() => core.readNamespace({ name: SYSTEM_NAMESPACE }), timeoutSeconds * 1000))) {
+        if (!(await waitGone(env, () => core.readNamespace({ name: SYSTEM_NAMESPACE }), timeoutSeconds * 1000))) {
           throw new UserError(
             `namespace/${SYSTEM_NAMESPACE} is still being deleted after ${args.timeout} (its pods have not stopped yet): ` +
               `see kubectl get pods -n ${SYSTEM_NAMESPACE}, and run uninstall again`,
