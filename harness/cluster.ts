@@ -363,8 +363,15 @@ export async function startApiserverReplica(info: ClusterInfo, dir: string): Pro
   cpSync(join(info.dir, "pki"), join(dir, "pki"), { recursive: true });
   cpSync(join(info.dir, "audit-policy.yaml"), join(dir, "audit-policy.yaml"));
   const port = await freePort();
+  // The replica trusts what the cluster trusts: it reads the cluster's own --authentication-config (one file to change).
   const args = info.apiserver.args.map((a) =>
-    a.startsWith("--secure-port=") ? `--secure-port=${port}` : a.startsWith("--audit-log-path=") ? `--audit-log-path=${join(dir, "audit.log")}` : a.replaceAll(`${info.dir}/`, `${dir}/`),
+    a.startsWith("--secure-port=")
+      ? `--secure-port=${port}`
+      : a.startsWith("--audit-log-path=")
+        ? `--audit-log-path=${join(dir, "audit.log")}`
+        : a.startsWith("--authentication-config=")
+          ? a
+          : a.replaceAll(`${info.dir}/`, `${dir}/`),
   );
   const log = join(dir, "kube-apiserver.log");
   const replica: ApiserverReplica = { pid: 0, binary: info.apiserver.binary, args, log, server: `https://127.0.0.1:${port}`, dir };
