@@ -12,7 +12,6 @@ import type {
   V1MutatingWebhookConfiguration,
   V1Namespace,
   V1NetworkPolicy,
-  V1PodDisruptionBudget,
   V1ValidatingAdmissionPolicy,
   V1ValidatingAdmissionPolicyBinding,
   V1Role,
@@ -56,10 +55,6 @@ export const PRODUCT_VERSION: string = pkg.version;
 export const DEFAULT_IMAGE = `ghcr.io/kubectl-mcsa/mcsa:v${PRODUCT_VERSION}`;
 /** The Deployment of the in-cluster process (import controller and webhook). */
 export const MANAGER_NAME = "mcsa-manager";
-/** The Lease in the system namespace whose holder runs the import controller (manager --leader-elect). */
-export const LEADER_LEASE = "mcsa-controller";
-/** Replicas of the manager by default: one leads the controller, both serve the webhook. */
-export const DEFAULT_REPLICAS = 2;
 export const WEBHOOK_SERVICE = "mcsa-webhook";
 /** Serving certificate and its CA (type kubernetes.io/tls, plus ca.crt and ca.key). */
 export const WEBHOOK_SECRET = "mcsa-webhook-tls";
@@ -162,9 +157,6 @@ export function controllerRbac(): {
         { apiGroups: [""], resources: ["secrets"], verbs: ["list", "watch", "patch"] },
         // The webhook's API calls are made as its own read-only identity.
         { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"], resourceNames: [WEBHOOK_SERVICE_ACCOUNT] },
-        // Leader election: its one Lease. RBAC cannot name what a create makes, hence create apart.
-        { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "update"], resourceNames: [LEADER_LEASE] },
-        { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
       ],
     },
     roleBinding: {
@@ -280,17 +272,12 @@ export interface ManagerOptions {
   logLevel?: string;
   /** The webhook verifies the API server's client certificate against the CA in ConfigMap WEBHOOK_CLIENT_CA. */
   clientCa?: boolean;
-  /** Default DEFAULT_REPLICAS. */
-  replicas?: number;
 }
 
 /**
- * The in-cluster process: import controller and webhook in one pod, DEFAULT_REPLICAS of them
- * spread over nodes. Every replica serves the webhook; only the holder of the Lease LEADER_LEASE
- * runs the controller (--leader-elect), so two never mint for the same import. Rolling updates
- * start the new pod before stopping an old one (maxSurge 1, maxUnavailable 0), so the webhook
- * (failurePolicy Fail) has no gap; the old leader releases the Lease as it stops, and a new pod
- * takes it at once. /readyz answers once the webhook serves, leader or not.
+ * The in-cluster process: import controller and webhook in one pod. One replica: the controller
+ * has no leader election, and two would mint tokens twice. Rolling updates start the new pod
+ * before stopping the old, so the webhook (failurePolicy Fail) has no gap during an upgrade.
  */
 export function managerDeployment(options: ManagerOptions): V1Deployment {
   const args = [
@@ -302,14 +289,13 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
     `--webhook-as=${WEBHOOK_SERVICE_ACCOUNT}`,
     ...(options.clientCa ? [`--webhook-client-ca=${CLIENT_CA_DIR}/ca.crt`] : []),
     ...(options.logLevel ? [`--log-level=${options.logLevel}`] : []),
-    "--leader-elect",
   ];
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
     metadata: { name: MANAGER_NAME, namespace: SYSTEM_NAMESPACE, labels: MANAGER_LABELS },
     spec: {
-      replicas: options.replicas ?? DEFAULT_REPLICAS,
+      replicas: 1,
       revisionHistoryLimit: 3,
       selector: { matchLabels: MANAGER_SELECTOR },
       strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
@@ -317,10 +303,6 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
         metadata: { labels: MANAGER_LABELS },
         spec: {
           serviceAccountName: CONTROLLER_SERVICE_ACCOUNT,
-          // One node down takes one replica with it, where there are nodes enough; a single node still schedules them all.
-          topologySpreadConstraints: [
-            { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: MANAGER_SELECTOR } },
-          ],
           // The token is mounted explicitly (below), as the ServiceAccount admission plugin would:
           // clusters without that plugin (envtest-like ones, the local harness) run it too.
           automountServiceAccountToken: false,
@@ -390,21 +372,6 @@ export function managerDeployment(options: ManagerOptions): V1Deployment {
         },
       },
     },
-  };
-}
-
-/**
- * At most one of the manager's pods voluntarily evicted at a time (a node drain): with the default
- * two replicas, as minAvailable 1, one always serves the webhook. maxUnavailable rather than
- * minAvailable so that a single replica (install --replicas 1, or the chart's replicas: 1) can
- * still be evicted instead of blocking every drain.
- */
-export function managerDisruptionBudget(): V1PodDisruptionBudget {
-  return {
-    apiVersion: "policy/v1",
-    kind: "PodDisruptionBudget",
-    metadata: { name: MANAGER_NAME, namespace: SYSTEM_NAMESPACE, labels: MANAGER_LABELS },
-    spec: { maxUnavailable: 1, selector: { matchLabels: MANAGER_SELECTOR } },
   };
 }
 

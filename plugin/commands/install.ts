@@ -12,7 +12,6 @@ import { UserError, isNotFound } from "../../common/kube.ts";
 import {
   CONTROLLER_SERVICE_ACCOUNT,
   DEFAULT_IMAGE,
-  DEFAULT_REPLICAS,
   MANAGER_NAME,
   WEBHOOK_CLIENT_CA,
   WEBHOOK_CONFIGURATION,
@@ -24,7 +23,6 @@ import {
   controllerRbac,
   crd,
   managerDeployment,
-  managerDisruptionBudget,
   managerSecretsPolicy,
   mutatingWebhookConfiguration,
   systemNamespace,
@@ -58,7 +56,6 @@ interface Args extends GlobalArgs {
   "webhook-ca-file"?: string;
   "webhook-client-ca-file"?: string;
   "log-level"?: string;
-  replicas: number;
   wait: boolean;
   timeout: string;
 }
@@ -68,8 +65,6 @@ export interface InstallOptions {
   sidecarImage: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   logLevel?: string;
-  /** Replicas of the in-cluster process (default DEFAULT_REPLICAS). */
-  replicas?: number;
   /** Out-of-cluster mode: the webhook's URL and the PEM CA that signed its certificate. */
   webhook?: { url: string; caBundle: string };
   /** In-cluster mode: the Secret's content (reused or new). */
@@ -121,9 +116,7 @@ export function installObjects(options: InstallOptions): KubernetesObject[] {
       imagePullPolicy: options.imagePullPolicy,
       logLevel: options.logLevel,
       clientCa: options.clientCaPem !== undefined,
-      replicas: options.replicas,
     }),
-    managerDisruptionBudget(),
     webhookService(),
     webhookNetworkPolicy(),
     mutatingWebhookConfiguration({ client: { service: true }, caBundle: options.tls.caBundle, matchConditions: options.matchConditions }),
@@ -142,7 +135,6 @@ function uninstallOrder(): KubernetesObject[] {
   });
   return [
     ref("apps/v1", "Deployment", MANAGER_NAME, SYSTEM_NAMESPACE),
-    ref("policy/v1", "PodDisruptionBudget", MANAGER_NAME, SYSTEM_NAMESPACE),
     ref("v1", "Service", WEBHOOK_SERVICE, SYSTEM_NAMESPACE),
     ref("networking.k8s.io/v1", "NetworkPolicy", WEBHOOK_NETWORK_POLICY, SYSTEM_NAMESPACE),
     ref("v1", "ConfigMap", WEBHOOK_CLIENT_CA, SYSTEM_NAMESPACE),
@@ -182,11 +174,6 @@ export function builder(y: Argv<GlobalArgs>): Argv<Args> {
         "PEM CA of the client certificate the API server presents to webhooks (its --admission-control-config-file): the webhook then serves AdmissionReviews only to that certificate",
     })
     .option("log-level", { type: "string", choices: ["debug", "info", "warn", "error"], describe: "log level of the in-cluster process" })
-    .option("replicas", {
-      type: "number",
-      default: DEFAULT_REPLICAS,
-      describe: "replicas of the in-cluster process: all serve the webhook, the one holding the leader Lease runs the controller",
-    })
     .option("wait", {
       type: "boolean",
       default: false,
@@ -281,17 +268,10 @@ function describeTls(plan: TlsPlan): string {
 export async function handler(args: Args, env: CommandEnv): Promise<void> {
   const dryRun = dryRunFlag(args["dry-run"], env.err);
   const output = manifestFormat(args.output, dryRun);
-  if (!Number.isInteger(args.replicas) || args.replicas < 1 || args.replicas > 10) {
-    throw new UserError(`--replicas must be a whole number from 1 to 10, not "${String(args.replicas)}"`);
-  }
-  if (args["webhook-url"] !== undefined && args.replicas !== DEFAULT_REPLICAS) {
-    throw new UserError("--replicas is for the in-cluster process: with --webhook-url none runs in the cluster");
-  }
   const webhook = outOfCluster(args);
   const clientCaPem = clientCa(args);
   const timeoutSeconds = durationFlag(args.timeout, "--timeout");
   const common = {
-    replicas: args.replicas,
     image: args.image,
     sidecarImage: args["sidecar-image"] ?? args.image,
     imagePullPolicy: args["image-pull-policy"],
@@ -326,7 +306,7 @@ export async function handler(args: Args, env: CommandEnv): Promise<void> {
     }
     if (webhook !== undefined) {
       // A webhook run elsewhere replaces the in-cluster process: two import controllers would compete.
-      for (const o of uninstallOrder().slice(0, 5)) if (await remove(api, o)) removed.push(o);
+      for (const o of uninstallOrder().slice(0, 4)) if (await remove(api, o)) removed.push(o);
     }
   } catch (error) {
     throw session.fail(error, "installing");
