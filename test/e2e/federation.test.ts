@@ -114,7 +114,7 @@ describe("federation groundwork: cluster2 trusts cluster1's issuer", () => {
       } catch {
         return undefined;
       }
-    }, 10_000);
+    }, 30_000);
     // Only that service account: another one's token stays forbidden.
     expect(await statusOf(asFederated.createNamespacedServiceAccountToken({ ...request, name: "default" }))).toBe(403);
     const claims = JSON.parse(Buffer.from(exchanged.split(".")[1]!, "base64url").toString()) as { iss: string; "kubernetes.io": { secret?: { name: string } } };

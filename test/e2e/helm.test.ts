@@ -196,10 +196,10 @@ describe("the generated chart with real helm", () => {
   });
 
   it("helm upgrade applies a changed log level and replicas, and keeps the webhook's certificate", async () => {
-    const out = ok(await helm(["upgrade", RELEASE, chart, "--set", "logLevel=debug,replicas=3"]), "helm upgrade");
+    const out = ok(await helm(["upgrade", RELEASE, chart, "--set", "logLevel=debug,replicas=2"]), "helm upgrade");
     expect(out.stdout).toMatch(/REVISION: 2/);
     const deployment = await live<V1Deployment>("Deployment", MANAGER_NAME, SYSTEM_NAMESPACE);
-    expect(deployment.spec!.replicas).toBe(3);
+    expect(deployment.spec!.replicas).toBe(2);
     expect(deployment.spec!.template.spec!.containers[0]!.args).toContain("--log-level=debug");
     expect(tlsOf(await live<V1Secret>("Secret", WEBHOOK_SECRET, SYSTEM_NAMESPACE))).toEqual(installedTls);
     const webhook = await live<V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration", WEBHOOK_CONFIGURATION);

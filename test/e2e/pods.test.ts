@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { IMPORT_LABEL, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, SIDECAR_CONTAINER_NAME, SYSTEM_NAMESPACE } from "../../common/api.ts";
-import { DEFAULT_REPLICAS, MANAGER_NAME, WEBHOOK_CONFIGURATION, WEBHOOK_SERVICE } from "../../common/manifests.ts";
+import { MANAGER_NAME, WEBHOOK_CONFIGURATION, WEBHOOK_SERVICE } from "../../common/manifests.ts";
 import { adminConfig, createPodReader, kubectl, statusOf, uniqueName } from "../../harness/kube.ts";
 import { eventually, runNode } from "../../harness/run.ts";
 import {
@@ -88,21 +88,12 @@ describe.skipIf(!withNode)("in real pods (cluster1's node)", () => {
     expect(install.code, install.stderr).toBe(0);
     expect(install.stdout).toContain("mutatingwebhookconfiguration/mcsa-webhook applied");
     const deployment = await apps1.readNamespacedDeployment({ name: MANAGER_NAME, namespace: SYSTEM_NAMESPACE });
-    // Two replicas by default (one leads the controller, both serve the webhook), on the one node.
-    expect(deployment.status?.availableReplicas).toBe(DEFAULT_REPLICAS);
-    const pods = (await core1.listNamespacedPod({ namespace: SYSTEM_NAMESPACE, labelSelector: "app.kubernetes.io/component=manager" })).items.filter((p) => !p.metadata?.deletionTimestamp);
-    expect(pods).toHaveLength(DEFAULT_REPLICAS);
-    for (const pod of pods) {
-      expect(pod.spec?.nodeName).toBe(state.clusters[0]!.node!.name);
-      expect(pod.spec?.containers[0]?.image).toBe(MCSA_IMAGE);
-    }
-    // One of them leads: its controller starts (the other waits for the Lease).
-    await eventually("one manager pod to lead and start the import controller", async () => {
-      const logs = await Promise.all(
-        pods.map((pod) => kubectl(state, ["--kubeconfig", state.kubeconfig, "--context", "cluster1", "-n", SYSTEM_NAMESPACE, "logs", pod.metadata!.name!])),
-      );
-      return logs.filter((l) => l.stdout.includes("import controller started")).length === 1 ? true : undefined;
-    }, 30_000, 500);
+    expect(deployment.status?.availableReplicas).toBe(1);
+    const [pod] = (await core1.listNamespacedPod({ namespace: SYSTEM_NAMESPACE, labelSelector: "app.kubernetes.io/component=manager" })).items.filter((p) => !p.metadata?.deletionTimestamp);
+    expect(pod?.spec?.nodeName).toBe(state.clusters[0]!.node!.name);
+    expect(pod?.spec?.containers[0]?.image).toBe(MCSA_IMAGE);
+    const logs = await kubectl(state, ["--kubeconfig", state.kubeconfig, "--context", "cluster1", "-n", SYSTEM_NAMESPACE, "logs", `deployment/${MANAGER_NAME}`]);
+    expect(logs.stdout).toContain("import controller started");
   }, 180_000);
 
   describe("with cluster2's pod-lister imported", () => {
