@@ -3,6 +3,7 @@
 // and serving certificate, and the MutatingWebhookConfiguration. `kubectl mcsa install` applies
 // them; tests apply the same.
 import type {
+  KubernetesObject,
   V1ClusterRole,
   V1ClusterRoleBinding,
   V1CustomResourceDefinition,
@@ -494,4 +495,27 @@ export function mutatingWebhookConfiguration(options: WebhookConfigurationOption
       },
     ],
   };
+}
+
+/**
+ * The API, the manager's and the webhook's identities, and the admission policy that confines
+ * their Secret writes to import Secrets: what every mode installs.
+ */
+export function baseObjects(admissionPolicy = true): KubernetesObject[] {
+  const rbac = controllerRbac();
+  const webhook = webhookRbac();
+  const policy = managerSecretsPolicy();
+  return [
+    systemNamespace(),
+    crd(),
+    ...(admissionPolicy ? [policy.policy, policy.binding] : []),
+    rbac.serviceAccount,
+    rbac.clusterRole,
+    rbac.clusterRoleBinding,
+    rbac.role,
+    rbac.roleBinding,
+    webhook.serviceAccount,
+    webhook.clusterRole,
+    webhook.clusterRoleBinding,
+  ];
 }

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CoreV1Api, type KubernetesObject, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
 import { SYSTEM_NAMESPACE } from "../common/api.ts";
-import { CONTROLLER_SERVICE_ACCOUNT, WEBHOOK_SERVICE_ACCOUNT, controllerRbac, crd, managerSecretsPolicy, systemNamespace, webhookRbac } from "../common/manifests.ts";
+import { CONTROLLER_SERVICE_ACCOUNT, WEBHOOK_SERVICE_ACCOUNT, baseObjects } from "../common/manifests.ts";
 import type { ClustersState } from "./clusters.ts";
 import { adminConfig, cluster } from "./kube.ts";
 import { Background, eventually } from "./run.ts";
@@ -16,23 +16,7 @@ export async function applyAsAdmin(state: ClustersState, context: string, object
 }
 
 export async function installController(state: ClustersState, context: string): Promise<void> {
-  const rbac = controllerRbac();
-  const webhook = webhookRbac();
-  const policy = managerSecretsPolicy();
-  await applyAsAdmin(state, context, [
-    systemNamespace(),
-    crd(),
-    policy.policy,
-    policy.binding,
-    rbac.serviceAccount,
-    rbac.clusterRole,
-    rbac.clusterRoleBinding,
-    rbac.role,
-    rbac.roleBinding,
-    webhook.serviceAccount,
-    webhook.clusterRole,
-    webhook.clusterRoleBinding,
-  ]);
+  await applyAsAdmin(state, context, baseObjects());
   // The CRD serves only once it is Established.
   const kc = adminConfig(state, context);
   await eventually("the ServiceAccountImport CRD to be established", async () => {

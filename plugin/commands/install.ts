@@ -20,8 +20,8 @@ import {
   WEBHOOK_SERVICE,
   WEBHOOK_SERVICE_ACCOUNT,
   type WebhookTls,
+  baseObjects,
   controllerRbac,
-  crd,
   managerDeployment,
   managerSecretsPolicy,
   mutatingWebhookConfiguration,
@@ -74,29 +74,6 @@ export interface InstallOptions {
   matchConditions: boolean;
   /** ValidatingAdmissionPolicy is served (Kubernetes 1.30 and later): confine the manager's Secret writes. */
   admissionPolicy?: boolean;
-}
-
-/**
- * The API, the manager's and the webhook's identities, and the admission policy that confines
- * their Secret writes to import Secrets: what every mode installs.
- */
-export function baseObjects(admissionPolicy = true): KubernetesObject[] {
-  const rbac = controllerRbac();
-  const webhook = webhookRbac();
-  const policy = managerSecretsPolicy();
-  return [
-    systemNamespace(),
-    crd(),
-    ...(admissionPolicy ? [policy.policy, policy.binding] : []),
-    rbac.serviceAccount,
-    rbac.clusterRole,
-    rbac.clusterRoleBinding,
-    rbac.role,
-    rbac.roleBinding,
-    webhook.serviceAccount,
-    webhook.clusterRole,
-    webhook.clusterRoleBinding,
-  ];
 }
 
 /** Everything install applies, in order: the webhook configuration last, once what it calls exists. */
