@@ -227,6 +227,23 @@ function planDeletion(input: PlanInput): ImportPlan {
       // Forbidden: our grant is gone (someone deleted it, which already revoked its anchor's
       // tokens, or `remove --remote-context` did): nothing left that retrying could do.
       const final = revoke.reason === "Forbidden";
+      // Unauthorized once the registration is deleted: the remote no longer knows our identity
+      // (unbootstrap removes the grants, revoking their tokens, then the identity, then the
+      // registration), and no retry can bring it back; only bootstrap could, and it re-plans.
+      const orphaned = revoke.reason === "Unauthorized" && cluster.failure?.reason === "RegistrationMissing";
+      if (orphaned) {
+        actions.push({
+          type: "event",
+          eventType: "Warning",
+          reason: "RevokeFailed",
+          message:
+            `could not revoke remotely: the registration of cluster "${sai.spec.clusterName}" was deleted and the remote refuses its identity ` +
+            `(kubectl mcsa unbootstrap revokes every grant first; otherwise its tokens stay valid until ${sai.status?.expirationTimestamp ?? "their expiry"})`,
+        });
+        if (secret) actions.push({ type: "deleteSecret", name: secret.name });
+        actions.push({ type: "removeFinalizer" });
+        return { actions, requeue: WAIT };
+      }
       if (!final && now.getTime() - revoke.failingSince.getTime() < input.revokeTimeoutMs) {
         const log: Action = { type: "log", level: "warn", message: "cannot revoke the import's tokens yet; retrying", fields: { error: revoke.message } };
         return { actions: [log], requeue: BACKOFF };

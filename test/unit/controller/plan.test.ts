@@ -592,6 +592,23 @@ const rows: Row[] = [
       expect(plan.actions[0]).toMatchObject({ message: "could not revoke remotely (ECONNREFUSED); its tokens stay valid until 2026-01-01T01:00:00Z" }),
   },
   {
+    name: "revoke Unauthorized after the registration was deleted (unbootstrap): no retry can succeed, deletion goes on at once",
+    input: input({
+      sai: deleting(),
+      cluster: { ...CLUSTER, failure: { reason: "RegistrationMissing", message: "deleted" } },
+      revoke: { ok: false, reason: "Unauthorized", message: "401", failingSince: T("00:30:00") },
+    }),
+    actions: ["event:Warning:RevokeFailed", "deleteSecret", "removeFinalizer"],
+    requeue: WAIT,
+    check: (plan) => expect(plan.actions[0]).toMatchObject({ message: /registration of cluster "cluster2" was deleted.*valid until 2026-01-01T01:00:00Z\)$/ }),
+  },
+  {
+    name: "revoke Unauthorized while the registration exists (its token may be renewed by bootstrap): retried within --revoke-timeout",
+    input: input({ sai: deleting(), revoke: { ok: false, reason: "Unauthorized", message: "401", failingSince: T("00:29:00") } }),
+    actions: ["log:warn"],
+    requeue: BACKOFF,
+  },
+  {
     name: "revoke Forbidden: the grant is already gone remotely, deletion goes on at once",
     input: input({ sai: deleting(), revoke: { ok: false, reason: "Forbidden", message: "forbidden", failingSince: T("00:30:00") } }),
     actions: ["log:info", "deleteSecret", "removeFinalizer"],
